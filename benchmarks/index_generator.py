@@ -1,0 +1,67 @@
+"""Overhead of subnet sampling (appendix B.3), as a fraction of the training step time.
+
+Measures, side by side at the `cpu` recipe: the time to draw one step's subnet synchronously,
+the time the training loop waits on the asynchronous index generator, and the step time.
+Also the synchronous draw time for the paper's models, whose index sets are larger.
+
+    python benchmarks/index_generator.py --steps 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from est_analysis.index_generator import IndexGenerator  # noqa: E402
+from est_analysis.inactive import optimizer_step  # noqa: E402
+from est_analysis.methods import build_policy  # noqa: E402
+from est_analysis.models import build_model, get_config  # noqa: E402
+
+
+def draw_time(model: str, n: int = 50) -> float:
+    policy = build_policy("est", "est-gpt2", get_config(model), 150, seed=0)
+    t0 = time.perf_counter()
+    for step in range(n):
+        policy.subnet(step)  # steps 0..49 are stage 1: all three dimensions sampled
+    return (time.perf_counter() - t0) / n
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    model = build_model("gpt2-cpu")
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
+    idx = torch.randint(0, model.config.vocab_size, (8, 256))
+    policy = build_policy("est", "est-gpt2", model.config, 3 * args.steps, seed=0)
+    waits, steps = [], []
+    with IndexGenerator(policy, 0, args.steps) as generator:
+        for step in range(args.steps):
+            t0 = time.perf_counter()
+            subnet = generator.get(step)
+            t1 = time.perf_counter()
+            F.cross_entropy(model(idx, subnet).flatten(0, 1), idx.roll(-1, 1).flatten()).backward()
+            optimizer_step(model, optimizer, subnet)
+            optimizer.zero_grad(set_to_none=True)
+            waits.append(t1 - t0)
+            steps.append(time.perf_counter() - t0)
+    step_s, wait_s = statistics.median(steps[1:]), statistics.median(waits[1:])
+    sync_s = draw_time("gpt2-cpu")
+    print(f"gpt2-cpu stage-1 step (batch 8x256): {step_s * 1e3:.1f} ms")
+    print(f"  synchronous subnet draw: {sync_s * 1e3:.3f} ms = {sync_s / step_s:.2%} of a step")
+    print(f"  wait on async generator: {wait_s * 1e3:.3f} ms = {wait_s / step_s:.2%} of a step")
+    for name in ("gpt2-124m", "tinyllama-1.1b"):
+        print(f"{name}: synchronous stage-1 subnet draw {draw_time(name) * 1e3:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Train several methods on the same recipe, data and seed, one after another, and compare
+validation loss, FLOPs and wall-clock time (the README's main job)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from est_analysis.io import atomic_write_text
+from est_analysis.plotting import plot_loss_curves
+from est_analysis.train import TrainConfig, train
+
+
+def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, ...] = ("original", "est"),
+                    resume: bool = False, progress: bool = True) -> pd.DataFrame:
+    """One run per method under `out_dir/<method>`; returns the summary table (also written as
+    `comparison.csv`) and draws `loss_curves.png`. Ratios are relative to the first method."""
+    out = Path(out_dir)
+    runs, rows = {}, []
+    for method in methods:
+        run_dir = train(dataclasses.replace(base, method=method), out / method,
+                        resume=resume, progress=progress)
+        runs[method] = pd.read_csv(run_dir / "metrics.csv")
+        rows.append(json.loads((run_dir / "summary.json").read_text()))
+    table = pd.DataFrame(rows)[["method", "preset", "scale", "seed", "steps", "final_val_loss",
+                                "total_flops", "train_wall_s", "device"]]
+    reference = table.iloc[0]
+    table["flops_saving"] = 1 - table["total_flops"] / reference["total_flops"]
+    table["wall_ratio"] = table["train_wall_s"] / reference["train_wall_s"]
+    table["speedup"] = 1 / table["wall_ratio"]
+    atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
+    plot_loss_curves(runs, out / "loss_curves.png",
+                     title=f"{base.preset} at scale {base.scale}, seed {base.seed}")
+    return table

@@ -1,0 +1,119 @@
+"""The sampling scheduler of Definition 3.1: stage boundaries S = (s^1, ..., s^T) and rates
+P = [(p_H, p_M, p_L)^1, ..., (p_H, p_M, p_L)^T]. Stage t covers steps [s^(t-1), s^t), s^0 = 0.
+
+Presets are stored with boundaries as fractions of the paper's run so that they scale to
+any run length; `Schedule.preset(name, total_steps)` turns them into absolute steps.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from fractions import Fraction
+
+from est_analysis.subnet import Rates
+
+HALF, FULL = Rates(0.5, 0.5, 0.5), Rates(1.0, 1.0, 1.0)
+HALF_WIDTH = Rates(0.5, 0.5, 1.0)  # stage 2 of the practical scheduler
+HALF_DEPTH = Rates(1.0, 1.0, 0.5)
+
+
+@dataclass(frozen=True)
+class PresetSpec:
+    """A schedule as the paper gives it: boundaries in steps of a run of `paper_steps`."""
+
+    boundaries: tuple[int, ...]
+    rates: tuple[Rates, ...]
+    description: str
+
+    @property
+    def paper_steps(self) -> int:
+        return self.boundaries[-1]
+
+
+PRESETS: dict[str, PresetSpec] = {
+    "original": PresetSpec((150_000,), (FULL,), "the full model every step"),
+    "est-gpt2": PresetSpec((20_000, 70_000, 150_000), (HALF, HALF_WIDTH, FULL),
+                           "practical scheduler for GPT-2 (section 4.1), 26.7 % saving"),
+    "est-tinyllama": PresetSpec((10_000, 25_000, 60_000), (HALF, HALF_WIDTH, FULL),
+                                "practical scheduler for TinyLlama (section 4.2), 25.0 % saving"),
+    # Table 3. The paper's bullet list prints the first entry as EST-TWO-STAGE-A with
+    # S=(50k,150k), P=[(.5,.5,1)]; its text and Table 3 (50.0 % saving) make it EST-ONE-STAGE:
+    # all 150k steps at (.5,.5,1).
+    "est-one-stage": PresetSpec((150_000,), (HALF_WIDTH,), "Table 3: stage 2 only, 50.0 % saving"),
+    "est-two-stage-a": PresetSpec((50_000, 150_000), (HALF_WIDTH, FULL), "Table 3: switch at 50k"),
+    "est-two-stage-b": PresetSpec((70_000, 150_000), (HALF_WIDTH, FULL), "Table 3: switch at 70k"),
+    "est-two-stage-c": PresetSpec((90_000, 150_000), (HALF_WIDTH, FULL), "Table 3: switch at 90k"),
+    "est-three-stage": PresetSpec((20_000, 70_000, 150_000), (HALF, HALF_DEPTH, FULL),
+                                  "Table 3: stage 2 samples layers instead of heads/neurons"),
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    boundaries: tuple[int, ...]  # s^1 < ... < s^T = total steps
+    rates: tuple[Rates, ...]  # one (p_H, p_M, p_L) per stage
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "boundaries", tuple(int(b) for b in self.boundaries))
+        object.__setattr__(self, "rates", tuple(Rates(*r) for r in self.rates))
+        if not self.boundaries:
+            raise ValueError("a schedule needs at least one stage")
+        if len(self.boundaries) != len(self.rates):
+            raise ValueError(f"{len(self.boundaries)} stage boundaries but {len(self.rates)} rate "
+                             "triples: give one (p_H, p_M, p_L) per stage")
+        previous = 0
+        for b in self.boundaries:
+            if b <= previous:
+                raise ValueError(f"stage boundaries {self.boundaries} must be strictly increasing "
+                                 "and positive")
+            previous = b
+        for stage, rates in enumerate(self.rates, 1):
+            for name, p in zip(("p_H", "p_M", "p_L"), rates):
+                if not 0.0 < p <= 1.0:
+                    raise ValueError(f"stage {stage}: {name}={p} is outside (0, 1]")
+
+    @property
+    def total_steps(self) -> int:
+        return self.boundaries[-1]
+
+    @staticmethod
+    def from_fractions(fractions: list[float], rates: list[tuple[float, float, float]],
+                       total_steps: int) -> "Schedule":
+        """Boundaries as fractions of the run (the last must be 1), rounded to whole steps."""
+        if abs(fractions[-1] - 1.0) > 1e-9:
+            raise ValueError(f"the last boundary fraction is {fractions[-1]}, it must be 1")
+        boundaries = [round(Fraction(f).limit_denominator(10**6) * total_steps) for f in fractions]
+        if any(b <= a for a, b in zip([0] + boundaries, boundaries)):
+            raise ValueError(f"{total_steps} steps are too few for boundaries at {fractions}: "
+                             f"they round to {boundaries}; use more steps")
+        return Schedule(tuple(boundaries), tuple(Rates(*r) for r in rates))
+
+    @staticmethod
+    def preset(name: str, total_steps: int | None = None) -> "Schedule":
+        """A named schedule scaled to `total_steps` (default: the paper's run length)."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown schedule preset {name!r}; choose one of {sorted(PRESETS)}")
+        spec = PRESETS[name]
+        total = spec.paper_steps if total_steps is None else total_steps
+        if total < 1:
+            raise ValueError(f"total_steps={total}: a run needs at least one step")
+        fractions = [Fraction(b, spec.paper_steps) for b in spec.boundaries]
+        return Schedule.from_fractions(fractions, list(spec.rates), total)
+
+    def check_total(self, total_steps: int) -> None:
+        if self.total_steps != total_steps:
+            raise ValueError(f"the last stage boundary {self.total_steps} must equal the total "
+                             f"steps {total_steps}")
+
+    def stage_at(self, step: int) -> int:
+        """0-based stage index of 0-based `step`."""
+        if not 0 <= step < self.total_steps:
+            raise ValueError(f"step {step} is outside the schedule [0, {self.total_steps})")
+        return bisect.bisect_right(self.boundaries, step)
+
+    def rates_at(self, step: int) -> Rates:
+        return self.rates[self.stage_at(step)]
+
+    def stage_starts(self) -> tuple[int, ...]:
+        return (0,) + self.boundaries[:-1]

@@ -1,0 +1,130 @@
+"""Which part of the model one training step computes (section 3.2), and how it is sampled.
+
+A `Subnet` lists the active layers (eq. 7) and, for each active layer, the kept attention
+heads (eq. 5) and MLP neurons (eq. 6). `None` means "all of them" and lets the model take the
+unsliced fast path. Sampling draws exactly `N * p` units without replacement, as the paper's
+|I| = N p; `N * p` must therefore be a whole number (see `units_kept`).
+
+Grouped-query attention: heads are sampled as whole key/value groups, each with all of its
+query heads, so the kept K/V projections are really smaller too and every kept query head
+keeps the key/value head it was trained with. `p_H` is therefore a fraction of KV groups
+(equal to the fraction of query heads); for GPT-2 a group is one head.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from est_analysis.models.config import ModelConfig
+
+
+class Rates(NamedTuple):
+    """Sampling rates (p_H, p_M, p_L) of Definition 3.1."""
+
+    p_heads: float = 1.0
+    p_mlp: float = 1.0
+    p_layers: float = 1.0
+
+    @property
+    def is_full(self) -> bool:
+        return self == (1.0, 1.0, 1.0)
+
+
+def derived_seed(*parts: int) -> int:
+    """A 63-bit seed that depends only on `parts` (e.g. (seed, step)), via numpy's SeedSequence."""
+    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator that draws step `step`'s subnet: a function of (seed, step) only, so a
+    resumed run and every process of a multi-process run draw the same subnet."""
+    return torch.Generator().manual_seed(derived_seed(seed, step))
+
+
+def units_kept(n_units: int, rate: float, what: str) -> int:
+    """|I| = N p (section 3.2). Rule: N p must be an integer (within 1e-6) and at least 1."""
+    if not 0.0 < rate <= 1.0:
+        raise ValueError(f"{what}: rate {rate} is outside (0, 1]; sampling rates are fractions")
+    kept = n_units * rate
+    if abs(kept - round(kept)) > 1e-6 or round(kept) < 1:
+        raise ValueError(
+            f"{what}: rate {rate} x {n_units} units = {kept:g} is not a whole number of units. "
+            f"EST keeps exactly N*p units; choose p from "
+            f"{[f'{k}/{n_units}' for k in range(1, n_units + 1)]}"
+        )
+    return int(round(kept))
+
+
+def check_rates(config: ModelConfig, rates: Rates | tuple[float, float, float]
+                ) -> tuple[int, int, int]:
+    """Kept (KV groups, neurons, layers) at `rates`; a clear error if N p is not whole."""
+    p_heads, p_mlp, p_layers = rates
+    return (units_kept(config.n_kv_head, p_heads, "p_H (attention heads / KV groups)"),
+            units_kept(config.d_mlp, p_mlp, "p_M (MLP neurons)"),
+            units_kept(config.n_layer, p_layers, "p_L (layers)"))
+
+
+def _choose(n: int, k: int, generator: torch.Generator) -> torch.Tensor | None:
+    """k of range(n) without replacement, sorted; None when k == n (keep everything)."""
+    if k == n:
+        return None
+    return torch.randperm(n, generator=generator)[:k].sort().values
+
+
+@dataclass(frozen=True)
+class Subnet:
+    layers: tuple[int, ...]  # active layer ids, ascending
+    heads: tuple[torch.Tensor | None, ...]  # per active layer: kept query-head ids, or None = all
+    neurons: tuple[torch.Tensor | None, ...]  # per active layer: kept MLP neuron ids, or None = all
+
+    @staticmethod
+    def full(config: ModelConfig) -> "Subnet":
+        n = config.n_layer
+        return Subnet(tuple(range(n)), (None,) * n, (None,) * n)
+
+    @staticmethod
+    def sample(config: ModelConfig, rates: Rates | tuple[float, float, float],
+               generator: torch.Generator) -> "Subnet":
+        """Draw I_L, then I_H and I_M for each active layer (Algorithm 1, lines 5 and 12-13)."""
+        n_groups, n_neurons, n_layers = check_rates(config, rates)
+        layer_ids = _choose(config.n_layer, n_layers, generator)
+        layers = tuple(range(config.n_layer)) if layer_ids is None else tuple(layer_ids.tolist())
+        heads, neurons = [], []
+        for _ in layers:
+            groups = _choose(config.n_kv_head, n_groups, generator)
+            heads.append(None if groups is None else _query_heads(groups, config.group_size))
+            neurons.append(_choose(config.d_mlp, n_neurons, generator))
+        return Subnet(layers, tuple(heads), tuple(neurons))
+
+    @staticmethod
+    def for_step(config: ModelConfig, rates: Rates | tuple[float, float, float],
+                 seed: int, step: int) -> "Subnet":
+        """The subnet of training step `step` of a run seeded with `seed`."""
+        if Rates(*rates).is_full:
+            return Subnet.full(config)
+        return Subnet.sample(config, rates, step_generator(seed, step))
+
+    def to(self, device: torch.device | str) -> "Subnet":
+        move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
+        return Subnet(self.layers, tuple(map(move, self.heads)), tuple(map(move, self.neurons)))
+
+    def counts(self, config: ModelConfig) -> list[tuple[int, int]]:
+        """(kept query heads, kept neurons) for each active layer."""
+        return [(config.n_head if h is None else len(h), config.d_mlp if m is None else len(m))
+                for h, m in zip(self.heads, self.neurons)]
+
+    def same_as(self, other: "Subnet") -> bool:
+        eq = lambda a, b: (a is None and b is None) or (  # noqa: E731
+            a is not None and b is not None and torch.equal(a.cpu(), b.cpu()))
+        return (self.layers == other.layers
+                and all(map(eq, self.heads, other.heads))
+                and all(map(eq, self.neurons, other.neurons)))
+
+
+def _query_heads(groups: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Query-head ids of the given KV groups (head h belongs to group h // group_size)."""
+    return (groups[:, None] * group_size + torch.arange(group_size)).flatten()

@@ -1,0 +1,266 @@
+"""The training loop shared by every method: AdamW, the paper's LR schedules, gradient
+clipping and accumulation, per-step metrics, full-model validation, atomic checkpoints and
+exact resume.
+
+Everything random is a function of (seed, step): the subnet (`Subnet.for_step`), the data
+windows of each micro-batch, the initialisation (seed only). A resumed run therefore repeats
+the uninterrupted run bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import yaml
+from tqdm.auto import tqdm
+
+from est_analysis.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from est_analysis.cost import step_flops
+from est_analysis.data import check_fits, fixed_batches, load_corpus, random_batch
+from est_analysis.index_generator import IndexGenerator
+from est_analysis.inactive import INACTIVE_MODES, optimizer_step
+from est_analysis.io import atomic_write_text
+from est_analysis.lr import lr_at
+from est_analysis.methods import build_policy
+from est_analysis.metrics import MetricsLog
+from est_analysis.models import Decoder, build_model, get_config
+from est_analysis.recipes import recipe_for
+from est_analysis.subnet import derived_seed
+
+DATA_SALT, INIT_SALT = 1, 2
+# config fields that may change on resume without changing the numbers
+RUNTIME_FIELDS = ("device", "threads", "ckpt_every")
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Fields left None take the value of the scale's recipe."""
+
+    preset: str = "est-gpt2"  # sampling-scheduler preset (est_analysis.schedule.PRESETS)
+    method: str = "est"  # est | original
+    scale: str = "smoke"  # smoke | cpu | paper (est_analysis.recipes)
+    model: str | None = None
+    corpus: str = "shakespeare"
+    steps: int | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    grad_accum: int | None = None
+    seq_len: int | None = None
+    lr: float | None = None
+    lr_schedule: str | None = None
+    warmup_fraction: float | None = None
+    min_lr_ratio: float | None = None
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.95
+    grad_clip: float = 1.0
+    eval_every: int | None = None
+    eval_batches: int | None = None
+    ckpt_every: int | None = None
+    inactive_params: str = "dense"  # dense | frozen | torch-default (est_analysis.inactive)
+    device: str = "auto"
+    threads: int | None = None
+
+    def resolved(self) -> "TrainConfig":
+        recipe = dataclasses.asdict(recipe_for(self.scale, self.preset))
+        filled = {k: recipe[k] if v is None and k in recipe else v
+                  for k, v in dataclasses.asdict(self).items()}
+        config = TrainConfig(**filled)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ("steps", "batch_size", "grad_accum", "seq_len", "eval_every", "eval_batches",
+                    "ckpt_every")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr={self.lr} must be a positive number")
+        if self.inactive_params not in INACTIVE_MODES:
+            raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
+
+    @staticmethod
+    def from_yaml(path: str | Path, **overrides: object) -> "TrainConfig":
+        """Fields from a YAML mapping, then non-None `overrides` on top."""
+        try:
+            fields = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+        if not isinstance(fields, dict):
+            raise ValueError(f"config file {path} must hold a mapping of TrainConfig fields")
+        valid = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = set(fields) - valid
+        if unknown:
+            raise ValueError(f"config file {path}: unknown fields {sorted(unknown)}; "
+                             f"valid fields are {sorted(valid)}")
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig(**fields)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def make_optimizer(model: Decoder, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings only (GPT-2/nanoGPT convention)."""
+    params = list(model.parameters())
+    groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
+              {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
+                             foreach=False)
+
+
+@torch.no_grad()
+def evaluate(model: Decoder, batches: list[tuple[torch.Tensor, torch.Tensor]],
+             device: torch.device) -> float:
+    """Mean next-token cross-entropy of the full model over fixed batches."""
+    model.eval()
+    losses = [F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten()).item()
+              for x, y in batches]
+    model.train()
+    return sum(losses) / len(losses)
+
+
+def eval_steps(config: TrainConfig, boundaries: tuple[int, ...]) -> set[int]:
+    """Steps after which the full model is validated: every `eval_every`, the last step of each
+    stage and the first step of the next (just before / just after each boundary), the end."""
+    steps = {s for s in range(config.steps) if (s + 1) % config.eval_every == 0}
+    for b in boundaries[:-1]:
+        steps |= {b - 1, b}
+    return steps | {0, config.steps - 1}
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> Path:
+    """Train one run into `out_dir` (metrics.csv, checkpoint.pt, config.yaml, summary.json)."""
+    cfg = config.resolved()
+    out = Path(out_dir)
+    ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.csv"
+    if not resume and metrics_path.exists():
+        raise TrainingError(f"{out} already holds a run: pass --resume to continue it, or choose "
+                            "a new --out")
+    device = resolve_device(cfg.device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+
+    recipe = recipe_for(cfg.scale, cfg.preset)
+    data = load_corpus(cfg.corpus, recipe.vocab_size)
+    model_config = get_config(cfg.model).with_vocab(data.vocab_size)
+    if cfg.seq_len > model_config.block_size:
+        raise ValueError(f"seq_len={cfg.seq_len} exceeds the context of {model_config.name} "
+                         f"(block_size={model_config.block_size})")
+    check_fits(data.train, cfg.batch_size, cfg.seq_len, "training")
+    check_fits(data.val, cfg.batch_size, cfg.seq_len, "validation")
+    policy = build_policy(cfg.method, cfg.preset, model_config, cfg.steps, cfg.seed)
+    schedule = policy.schedule
+
+    torch.manual_seed(derived_seed(cfg.seed, INIT_SALT))
+    model = build_model(model_config).to(device)
+    optimizer = make_optimizer(model, cfg)
+    start, wall, cum_flops = 0, 0.0, 0
+    if resume and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        _check_compatible(state, cfg, data.fingerprint, ckpt_path)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start, wall, cum_flops = state["step"], state["wall_s"], state["cum_flops"]
+        torch.set_rng_state(state["rng_cpu"])
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(
+        {**dataclasses.asdict(cfg), "model_config": model_config.to_dict(),
+         "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates]},
+        sort_keys=False))
+    log = MetricsLog(metrics_path, keep_steps_before=start)
+    val_batches = fixed_batches(data.val, cfg.eval_batches, cfg.batch_size, cfg.seq_len)
+    to_eval = eval_steps(cfg, schedule.boundaries)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    val_loss = float("nan")
+
+    bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
+               desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
+    with IndexGenerator(policy, start, cfg.steps, device=device) as index_generator:
+        for step in bar:
+            t0 = time.perf_counter()
+            subnet = index_generator.get(step)
+            lr = lr_at(step, cfg.steps, cfg.lr, cfg.lr_schedule,
+                       round(cfg.warmup_fraction * cfg.steps), cfg.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            train_loss = 0.0
+            for micro in range(cfg.grad_accum):
+                generator = torch.Generator().manual_seed(derived_seed(cfg.seed, step, micro, DATA_SALT))
+                x, y = random_batch(data.train, cfg.batch_size, cfg.seq_len, generator)
+                with autocast:
+                    logits = model(x.to(device), subnet)
+                loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten())
+                (loss / cfg.grad_accum).backward()
+                train_loss += loss.item() / cfg.grad_accum
+            if not math.isfinite(train_loss):
+                raise TrainingError(
+                    f"non-finite training loss ({train_loss}) at step {step} (stage "
+                    f"{schedule.stage_at(step) + 1}, rates {tuple(policy.rates(step))}, lr {lr:.3g}); "
+                    f"stopped. The last good checkpoint "
+                    f"{'is ' + str(ckpt_path) if ckpt_path.exists() else 'does not exist yet'}; "
+                    "lower --lr or raise warmup before resuming")
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            optimizer_step(model, optimizer, subnet, cfg.inactive_params)
+            optimizer.zero_grad(set_to_none=True)
+            step_s = time.perf_counter() - t0
+            wall += step_s
+
+            flops = cfg.grad_accum * step_flops(model_config, subnet, cfg.batch_size, cfg.seq_len)
+            cum_flops += flops
+            rates = policy.rates(step)
+            row = {"step": step, "stage": schedule.stage_at(step) + 1, "p_H": rates.p_heads,
+                   "p_M": rates.p_mlp, "p_L": rates.p_layers,
+                   "tokens": (step + 1) * cfg.grad_accum * cfg.batch_size * cfg.seq_len,
+                   "step_flops": flops, "cum_flops": cum_flops, "lr": lr,
+                   "train_loss": train_loss, "val_loss": "", "step_s": step_s, "wall_s": wall}
+            if step in to_eval:
+                val_loss = row["val_loss"] = evaluate(model, val_batches, device)
+            log.write(row)
+            bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
+            done = step + 1
+            if done % cfg.ckpt_every == 0 or done == cfg.steps or done in schedule.boundaries:
+                save_checkpoint(ckpt_path, {
+                    "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": done, "wall_s": wall, "cum_flops": cum_flops,
+                    "config": dataclasses.asdict(cfg), "data_fingerprint": data.fingerprint,
+                    "rng_cpu": torch.get_rng_state()})
+    log.close()
+    summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
+               "steps": cfg.steps, "final_val_loss": val_loss, "total_flops": cum_flops,
+               "train_wall_s": wall, "model": model_config.name, "params": model.num_params(),
+               "torch": torch.__version__, "device": str(device)}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    return out
+
+
+def _check_compatible(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> None:
+    saved = {k: v for k, v in state["config"].items() if k not in RUNTIME_FIELDS}
+    wanted = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in RUNTIME_FIELDS}
+    diffs = [f"{k}: checkpoint {saved.get(k)!r} vs now {wanted[k]!r}"
+             for k in wanted if saved.get(k) != wanted[k]]
+    if diffs:
+        raise TrainingError(f"cannot resume from {path}: the config differs ({'; '.join(diffs)}). "
+                            "Resume with the original settings or start a new --out")
+    if state.get("data_fingerprint") != fingerprint:
+        raise TrainingError(f"cannot resume from {path}: it was trained on a different corpus or "
+                            "tokenizer than the one loaded now")

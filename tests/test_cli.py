@@ -1,0 +1,78 @@
+"""`est` as a user meets it: help texts, a run, and bad input answered with a clear message,
+exit status 2, and no output directory left behind."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from est_analysis.cli import main
+
+
+def test_help_explains_every_subcommand():
+    out = subprocess.run([sys.executable, "-m", "est_analysis.cli", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    assert "Evolving Subnetwork Training" in out and "examples:" in out
+    for command in ("train", "compare", "list"):
+        text = subprocess.run([sys.executable, "-m", "est_analysis.cli", command, "--help"],
+                              capture_output=True, text=True, check=True).stdout
+        assert "--json" in text
+
+
+def test_train_smoke_and_json_summary(tmp_path, capsys):
+    assert main(["train", "--scale", "smoke", "--steps", "12", "--out", str(tmp_path / "r"),
+                 "--no-progress", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps"] == 12 and summary["method"] == "est"
+    assert (tmp_path / "r" / "metrics.csv").exists()
+
+
+def test_compare_writes_table_and_figure(tmp_path, capsys):
+    assert main(["compare", "--scale", "smoke", "--steps", "12", "--out", str(tmp_path),
+                 "--no-progress", "--json"]) == 0
+    rows = {r["method"]: r for r in json.loads(capsys.readouterr().out)}
+    assert rows["original"]["flops_saving"] == 0
+    assert 0.1 < rows["est"]["flops_saving"] < 0.5
+    assert (tmp_path / "loss_curves.png").stat().st_size > 10_000
+
+
+def test_list_json():
+    assert main(["list", "--json"]) == 0
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "est-gpt2", "--steps", "3"], "too few"),
+    (["--model", "gpt5"], "unknown model 'gpt5'"),
+    (["--corpus", "/no/such/corpus"], "neither a built-in corpus"),
+    (["--seq-len", "4096"], "exceeds the context"),
+    (["--steps", "0"], "steps=0 must be a positive integer"),
+    (["--lr", "-1"], "lr=-1.0 must be a positive number"),
+    (["--model", "gpt2-cpu", "--scale", "smoke", "--preset", "original", "--steps", "5",
+      "--seq-len", "64", "--batch-size", "100000"], "fewer than one batch"),
+])
+def test_bad_input_gets_a_clear_error_and_no_output(tmp_path, capsys, args, message):
+    out = tmp_path / "run"
+    assert main(["train", "--scale", "smoke", "--out", str(out), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("est train: error:") and "Traceback" not in err
+    assert __import__("re").search(message, err), err
+    assert not out.exists()
+
+
+def test_malformed_yaml_config(tmp_path, capsys):
+    bad = tmp_path / "c.yaml"
+    bad.write_text("steps: [1,\n")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "not valid YAML" in capsys.readouterr().err
+    bad.write_text("stpes: 10\n")
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "r")]) == 2
+    assert "unknown fields ['stpes']" in capsys.readouterr().err
+
+
+def test_resume_with_a_corrupt_checkpoint(tmp_path, capsys):
+    out = tmp_path / "r"
+    assert main(["train", "--steps", "12", "--out", str(out), "--no-progress"]) == 0
+    (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    assert main(["train", "--steps", "12", "--out", str(out), "--resume", "--no-progress"]) == 2
+    assert "checkpoint.pt is unreadable" in capsys.readouterr().err

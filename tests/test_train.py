@@ -1,0 +1,100 @@
+"""The trainer end to end at smoke scale: metrics, FLOPs by stage, exact resume, determinism."""
+
+import pandas as pd
+import pytest
+import yaml
+
+import est_analysis.train as train_module
+from est_analysis.cost import layer_step_flops
+from est_analysis.models import get_config
+from est_analysis.subnet import Subnet
+from est_analysis.train import TrainConfig, TrainingError, train
+from est_analysis.metrics import TIMING_COLUMNS
+
+SMOKE = TrainConfig(scale="smoke", steps=30, eval_every=10)
+
+
+def _metrics(out):
+    return pd.read_csv(out / "metrics.csv")
+
+
+@pytest.fixture(scope="module")
+def est_run(tmp_path_factory):
+    return train(SMOKE, tmp_path_factory.mktemp("est"), progress=False)
+
+
+def test_metrics_follow_the_schedule(est_run):
+    m = _metrics(est_run)
+    assert list(m["step"]) == list(range(30))
+    assert list(m.groupby("stage")["step"].min()) == [0, 4, 14]  # est-gpt2 scaled to 30 steps
+    assert m.loc[m.stage == 1, ["p_H", "p_M", "p_L"]].drop_duplicates().values.tolist() == [[0.5] * 3]
+    assert (m["cum_flops"] == m["step_flops"].cumsum()).all()
+    val_steps = set(m.loc[m.val_loss.notna(), "step"])
+    assert {3, 4, 13, 14, 9, 19, 29, 0} <= val_steps  # both sides of each boundary, every 10
+    assert m.train_loss.iloc[-5:].mean() < m.train_loss.iloc[:5].mean()
+    config = yaml.safe_load((est_run / "config.yaml").read_text())
+    assert config["boundaries"] == [4, 14, 30] and config["method"] == "est"
+
+
+def test_stage_one_layer_flops_are_a_quarter_of_stage_three(est_run):
+    m = _metrics(est_run)
+    config = get_config("gpt2-smoke")
+    head = m.loc[m.stage == 3, "step_flops"].iloc[0] - layer_step_flops(config, None, 8, 64)
+    layer_flops = m.groupby("stage")["step_flops"].first() - head
+    assert layer_flops[1] / layer_flops[3] == pytest.approx(0.25)
+    assert layer_flops[2] / layer_flops[3] == pytest.approx(0.5)
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(est_run, tmp_path):
+    again = _metrics(train(SMOKE, tmp_path / "again", progress=False))
+    other = _metrics(train(TrainConfig(scale="smoke", steps=30, eval_every=10, seed=1),
+                           tmp_path / "other", progress=False))
+    first = _metrics(est_run)
+    pd.testing.assert_frame_equal(first.drop(columns=list(TIMING_COLUMNS)),
+                                  again.drop(columns=list(TIMING_COLUMNS)))
+    assert not first["train_loss"].equals(other["train_loss"])
+
+
+def test_resume_after_a_crash_repeats_the_uninterrupted_run(est_run, tmp_path, monkeypatch):
+    real_step, calls = train_module.optimizer_step, {"n": 0}
+
+    def crash_at_step_17(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 18:
+            raise KeyboardInterrupt  # checkpoint is at step 14 (a stage boundary)
+        return real_step(*args, **kwargs)
+
+    config = TrainConfig(scale="smoke", steps=30, eval_every=10, ckpt_every=100)
+    monkeypatch.setattr(train_module, "optimizer_step", crash_at_step_17)
+    with pytest.raises(KeyboardInterrupt):
+        train(config, tmp_path, progress=False)
+    assert _metrics(tmp_path)["step"].max() == 16
+    monkeypatch.setattr(train_module, "optimizer_step", real_step)
+    with pytest.raises(TrainingError, match="already holds a run"):
+        train(config, tmp_path, progress=False)
+    train(config, tmp_path, resume=True, progress=False)
+    resumed, reference = _metrics(tmp_path), _metrics(est_run)
+    pd.testing.assert_frame_equal(resumed.drop(columns=list(TIMING_COLUMNS)),
+                                  reference.drop(columns=list(TIMING_COLUMNS)))
+
+
+def test_resume_refuses_a_different_config(est_run):
+    with pytest.raises(TrainingError, match="config differs .*seed"):
+        train(TrainConfig(scale="smoke", steps=30, eval_every=10, seed=9), est_run, resume=True,
+              progress=False)
+
+
+def test_original_trains_the_full_model_every_step(tmp_path):
+    m = _metrics(train(TrainConfig(scale="smoke", steps=12, method="original",
+                                   preset="est-tinyllama"), tmp_path, progress=False))
+    config = get_config("llama-smoke")
+    assert (m[["p_H", "p_M", "p_L"]] == 1.0).all().all() and (m.stage == 1).all()
+    assert m.step_flops.nunique() == 1
+    assert layer_step_flops(config, Subnet.full(config), 8, 64) < m.step_flops[0]
+
+
+def test_non_finite_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
+    monkeypatch.setattr(train_module.F, "cross_entropy", lambda *a, **k: a[0].sum() * float("nan"))
+    with pytest.raises(TrainingError, match="non-finite training loss .* at step 0 .* lower --lr"):
+        train(SMOKE, tmp_path, progress=False)
+    assert not (tmp_path / "checkpoint.pt").exists()
