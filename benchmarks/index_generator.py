@@ -23,10 +23,11 @@ from est_analysis.index_generator import IndexGenerator  # noqa: E402
 from est_analysis.inactive import optimizer_step  # noqa: E402
 from est_analysis.methods import build_policy  # noqa: E402
 from est_analysis.models import build_model, get_config  # noqa: E402
+from est_analysis.schedule import Schedule  # noqa: E402
 
 
 def draw_time(model: str, n: int = 50) -> float:
-    policy = build_policy("est", "est-gpt2", get_config(model), 150, seed=0)
+    policy = build_policy("est", Schedule.preset("est-gpt2", 150), get_config(model), seed=0)
     t0 = time.perf_counter()
     for step in range(n):
         policy.subnet(step)  # steps 0..49 are stage 1: all three dimensions sampled
@@ -42,7 +43,7 @@ def main() -> None:
     model = build_model("gpt2-cpu")
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, foreach=False)
     idx = torch.randint(0, model.config.vocab_size, (8, 256))
-    policy = build_policy("est", "est-gpt2", model.config, 3 * args.steps, seed=0)
+    policy = build_policy("est", Schedule.preset("est-gpt2", 3 * args.steps), model.config, seed=0)
     waits, steps = [], []
     with IndexGenerator(policy, 0, args.steps) as generator:
         for step in range(args.steps):
@@ -56,9 +57,10 @@ def main() -> None:
             steps.append(time.perf_counter() - t0)
     step_s, wait_s = statistics.median(steps[1:]), statistics.median(waits[1:])
     sync_s = draw_time("gpt2-cpu")
-    print(f"gpt2-cpu stage-1 step (batch 8x256): {step_s * 1e3:.1f} ms")
+    print(f"gpt2-cpu EST step, stages 1-2 (batch 8x256): {step_s * 1e3:.1f} ms (median)")
     print(f"  synchronous subnet draw: {sync_s * 1e3:.3f} ms = {sync_s / step_s:.2%} of a step")
-    print(f"  wait on async generator: {wait_s * 1e3:.3f} ms = {wait_s / step_s:.2%} of a step")
+    print(f"  wait on async generator: {wait_s * 1e3:.3f} ms = {wait_s / step_s:.2%} of a step "
+          f"(median; mean {statistics.mean(waits[1:]) * 1e3:.3f} ms)")
     for name in ("gpt2-124m", "tinyllama-1.1b"):
         print(f"{name}: synchronous stage-1 subnet draw {draw_time(name) * 1e3:.3f} ms")
 

@@ -34,6 +34,9 @@ def _add_run_options(parser: argparse.ArgumentParser, default_scale: str) -> Non
                              "paper (the paper's settings) (default: %(default)s)")
     parser.add_argument("--config", type=Path, help="YAML file of TrainConfig fields; "
                         "command-line options override it")
+    parser.add_argument("--stages", help="custom schedule instead of the preset: boundaries as "
+                        "fractions (0.2,0.5,1) or steps (20000,70000,150000); needs --rates")
+    parser.add_argument("--rates", help="p_H,p_M,p_L per stage, '/'-separated: .5,.5,.5/.5,.5,1/1,1,1")
     parser.add_argument("--model", help="model config name (default: from preset and scale)")
     parser.add_argument("--corpus", help="'shakespeare' (default), 'cpython-stdlib', or a path to "
                         "a text/jsonl file or directory")
@@ -53,6 +56,7 @@ def _add_run_options(parser: argparse.ArgumentParser, default_scale: str) -> Non
 
 
 def _train_config(args: argparse.Namespace):
+    from est_analysis.schedule import Schedule
     from est_analysis.train import TrainConfig
 
     names = ("preset", "scale", "model", "corpus", "steps", "seed", "batch_size", "grad_accum",
@@ -60,6 +64,11 @@ def _train_config(args: argparse.Namespace):
     overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "method", None):
         overrides["method"] = args.method
+    if args.stages or args.rates:
+        if not (args.stages and args.rates):
+            raise ValueError("--stages and --rates go together")
+        boundaries, triples = Schedule.parse(args.stages, args.rates)
+        overrides["stages"], overrides["rates"] = boundaries, [list(t) for t in triples]
     if args.config:
         return TrainConfig.from_yaml(args.config, **overrides)
     return TrainConfig(**overrides)
@@ -81,6 +90,9 @@ def cmd_train(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from est_analysis.compare import compare_methods
 
+    if not args.config:  # the main job's defaults; a YAML config brings its own
+        args.steps = args.steps or COMPARE_STEPS
+        args.eval_every = args.eval_every or COMPARE_EVAL_EVERY
     table = compare_methods(_train_config(args), args.out, tuple(args.methods.split(",")),
                             resume=args.resume, progress=not args.no_progress)
     if args.json:
@@ -151,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("runs/compare"), help="(default: %(default)s)")
     p.add_argument("--resume", action="store_true", help="continue interrupted runs")
     p.add_argument("--json", action="store_true", help="print the table as JSON records")
-    p.set_defaults(func=cmd_compare, steps=COMPARE_STEPS, eval_every=COMPARE_EVAL_EVERY)
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

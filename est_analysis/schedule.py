@@ -101,6 +101,32 @@ class Schedule:
         fractions = [Fraction(b, spec.paper_steps) for b in spec.boundaries]
         return Schedule.from_fractions(fractions, list(spec.rates), total)
 
+    @staticmethod
+    def custom(boundaries: list[float], rates: list[tuple[float, float, float]],
+               total_steps: int) -> "Schedule":
+        """A user schedule: boundaries as fractions of the run (all <= 1, e.g. 0.2, 0.5, 1) or as
+        absolute steps (the last must equal `total_steps`)."""
+        if all(b <= 1 for b in boundaries):
+            return Schedule.from_fractions(list(boundaries), rates, total_steps)
+        schedule = Schedule(tuple(int(b) for b in boundaries), tuple(map(tuple, rates)))
+        schedule.check_total(total_steps)
+        return schedule
+
+    @staticmethod
+    def parse(stages: str, rates: str) -> tuple[list[float], list[tuple[float, float, float]]]:
+        """Command-line form: stages '20000,70000,150000' (or '0.2,0.5,1'), rates
+        '.5,.5,.5/.5,.5,1/1,1,1' (one p_H,p_M,p_L triple per stage, separated by '/')."""
+        try:
+            boundaries = [float(b) for b in stages.split(",")]
+            triples = [tuple(float(p) for p in triple.split(",")) for triple in rates.split("/")]
+        except ValueError:
+            raise ValueError(f"cannot read stages {stages!r} / rates {rates!r}: expected e.g. "
+                             "--stages 20000,70000,150000 --rates .5,.5,.5/.5,.5,1/1,1,1") from None
+        for triple in triples:
+            if len(triple) != 3:
+                raise ValueError(f"rates {triple} must be three numbers p_H,p_M,p_L")
+        return boundaries, triples
+
     def check_total(self, total_steps: int) -> None:
         if self.total_steps != total_steps:
             raise ValueError(f"the last stage boundary {self.total_steps} must equal the total "

@@ -32,6 +32,7 @@ from est_analysis.methods import build_policy
 from est_analysis.metrics import MetricsLog
 from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.recipes import recipe_for
+from est_analysis.schedule import Schedule
 from est_analysis.subnet import derived_seed
 
 DATA_SALT, INIT_SALT = 1, 2
@@ -48,6 +49,8 @@ class TrainConfig:
     """One training run. Fields left None take the value of the scale's recipe."""
 
     preset: str = "est-gpt2"  # sampling-scheduler preset (est_analysis.schedule.PRESETS)
+    stages: list[float] | None = None  # custom schedule instead of the preset's: boundaries
+    rates: list[list[float]] | None = None  # (fractions or steps) and one (p_H, p_M, p_L) each
     method: str = "est"  # est | original
     scale: str = "smoke"  # smoke | cpu | paper (est_analysis.recipes)
     model: str | None = None
@@ -89,8 +92,16 @@ class TrainConfig:
                 raise ValueError(f"{name}={value!r} must be a positive integer")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr={self.lr} must be a positive number")
+        if (self.stages is None) != (self.rates is None):
+            raise ValueError("a custom schedule needs both stages and rates")
         if self.inactive_params not in INACTIVE_MODES:
             raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
+
+    def schedule(self) -> Schedule:
+        """The custom schedule if given, else the preset's, scaled to `steps`."""
+        if self.stages is not None:
+            return Schedule.custom(self.stages, [tuple(r) for r in self.rates], self.steps)
+        return Schedule.preset(self.preset, self.steps)
 
     @staticmethod
     def from_yaml(path: str | Path, **overrides: object) -> "TrainConfig":
@@ -123,8 +134,7 @@ def make_optimizer(model: Decoder, config: TrainConfig) -> torch.optim.AdamW:
     params = list(model.parameters())
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": config.weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2),
-                             foreach=False)
+    return torch.optim.AdamW(groups, lr=config.lr, betas=(config.beta1, config.beta2))
 
 
 @torch.no_grad()
@@ -168,7 +178,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
                          f"(block_size={model_config.block_size})")
     check_fits(data.train, cfg.batch_size, cfg.seq_len, "training")
     check_fits(data.val, cfg.batch_size, cfg.seq_len, "validation")
-    policy = build_policy(cfg.method, cfg.preset, model_config, cfg.steps, cfg.seed)
+    policy = build_policy(cfg.method, cfg.schedule(), model_config, cfg.seed)
     schedule = policy.schedule
 
     torch.manual_seed(derived_seed(cfg.seed, INIT_SALT))

@@ -47,6 +47,8 @@ def test_list_json():
     (["--corpus", "/no/such/corpus"], "neither a built-in corpus"),
     (["--seq-len", "4096"], "exceeds the context"),
     (["--steps", "0"], "steps=0 must be a positive integer"),
+    (["--steps", "30", "--stages", "10,20", "--rates", ".5,.5,1/1,1,1"], "must equal the total"),
+    (["--stages", "0.5,1"], "--stages and --rates go together"),
     (["--lr", "-1"], "lr=-1.0 must be a positive number"),
     (["--model", "gpt2-cpu", "--scale", "smoke", "--preset", "original", "--steps", "5",
       "--seq-len", "64", "--batch-size", "100000"], "fewer than one batch"),
@@ -58,6 +60,15 @@ def test_bad_input_gets_a_clear_error_and_no_output(tmp_path, capsys, args, mess
     assert err.startswith("est train: error:") and "Traceback" not in err
     assert __import__("re").search(message, err), err
     assert not out.exists()
+
+
+@pytest.mark.parametrize("option", [["--preset", "est-gtp2"], ["--method", "raptr2"],
+                                    ["--scale", "huge"]])
+def test_unknown_choices_are_named_by_argparse(tmp_path, capsys, option):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--out", str(tmp_path / "r"), *option])
+    assert exit_info.value.code == 2
+    assert f"invalid choice: '{option[1]}'" in capsys.readouterr().err
 
 
 def test_malformed_yaml_config(tmp_path, capsys):

@@ -15,10 +15,10 @@ METHODS = ("original", "est")
 __all__ = ["METHODS", "EstPolicy", "SubnetPolicy", "build_policy"]
 
 
-def build_policy(method: str, preset: str, config: ModelConfig, total_steps: int,
-                 seed: int) -> SubnetPolicy:
-    """`original` trains the full model every step; `est` follows the preset's scheduler."""
+def build_policy(method: str, schedule: Schedule, config: ModelConfig, seed: int) -> SubnetPolicy:
+    """`original` trains the full model every step; `est` follows `schedule`."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; choose one of {METHODS}")
-    schedule = Schedule.preset("original" if method == "original" else preset, total_steps)
+    if method == "original":
+        schedule = Schedule.preset("original", schedule.total_steps)
     return EstPolicy(config, schedule, seed)
