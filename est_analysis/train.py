@@ -202,6 +202,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     to_eval = eval_steps(cfg, schedule.boundaries)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     val_loss = float("nan")
+    _warm_up(model, val_batches[0], device)
 
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
@@ -261,6 +262,14 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
                "torch": torch.__version__, "device": str(device)}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return out
+
+
+def _warm_up(model: Decoder, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> None:
+    """One untimed full-model forward+backward, so that one-off start-up costs (thread pools,
+    allocator growth) do not land in the first step's time; it changes no parameter."""
+    x, y = batch
+    F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten()).backward()
+    model.zero_grad(set_to_none=True)
 
 
 def _check_compatible(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> None:
