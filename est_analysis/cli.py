@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from est_analysis.checkpoint import CheckpointError
+from est_analysis.cost_cli import add_cost_parser
 from est_analysis.methods import METHODS
 from est_analysis.recipes import SCALES
 
@@ -19,6 +20,7 @@ EXAMPLES = """examples:
   est train --preset est-gpt2 --scale smoke --out runs/smoke
   est train --preset est-tinyllama --scale cpu --method est --out runs/llama --seed 1
   est train --out runs/smoke --resume           # continue an interrupted run exactly
+  est cost --preset est-gpt2 --model gpt2-124m  # FLOPs saving of a schedule (26.7 %)
   est list                                      # presets, models and scales
 """
 
@@ -164,6 +166,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue interrupted runs")
     p.add_argument("--json", action="store_true", help="print the table as JSON records")
     p.set_defaults(func=cmd_compare)
+
+    add_cost_parser(sub)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -87,3 +87,34 @@ def test_resume_with_a_corrupt_checkpoint(tmp_path, capsys):
     (out / "checkpoint.pt").write_bytes(b"not a checkpoint")
     assert main(["train", "--steps", "12", "--out", str(out), "--resume", "--no-progress"]) == 2
     assert "checkpoint.pt is unreadable" in capsys.readouterr().err
+
+
+def test_cost_reproduces_the_paper_figure(capsys):
+    assert main(["cost", "--preset", "est-gpt2", "--model", "gpt2-124m", "--accounting", "paper",
+                 "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["saving"] == pytest.approx(0.26667, abs=5e-5)
+    assert main(["cost", "--stages", "20000,70000,150000", "--rates", ".5,.5,.5/.5,.5,1/1,1,1"]) == 0
+    assert "26.7%" in capsys.readouterr().out
+    assert main(["cost", "paper"]) == 0
+    assert "C_H : C_M between" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--stages", "70000,20000,150000", "--rates", ".5,.5,.5/.5,.5,1/1,1,1"], "strictly increasing"),
+    (["--stages", "20000,150000", "--rates", ".5,.5,.5/.5,.5,1/1,1,1"], "2 stage boundaries but 3"),
+    (["--stages", "0.5,1", "--rates", ".5,.5,2/1,1,1"], r"p_L=2.0 is outside \(0, 1\]"),
+    (["--stages", "0.5,1", "--rates", ".3,.5,1/1,1,1"], "not a whole number"),
+    (["--stages", "20000,140000", "--rates", ".5,.5,1/1,1,1", "--steps", "150000"], "must equal"),
+    (["--efficiency", "1.5"], "must be in"),
+])
+def test_cost_rejects_bad_schedules(capsys, args, message):
+    assert main(["cost", *args]) == 2
+    err = capsys.readouterr().err
+    assert __import__("re").search(message, err), err
+
+
+def test_cost_search_cli(capsys):
+    assert main(["cost", "search", "--target-saving", "0.2", "--rate-values", ".5,1",
+                 "--grid", "0.1", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert rows and all(abs(r["saving"] - 0.2) <= 0.01 for r in rows)
