@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 import pandas as pd
 
@@ -45,6 +46,11 @@ def add_cost_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--efficiency", type=float, default=1.0,
                    help="ideal / measured step-time ratio of subnet steps, e.g. from "
                         "benchmarks/walltime.py (default 1: the FLOPs ideal)")
+    p.add_argument("--efficiency-from", type=Path, metavar="CSV",
+                   help="use the efficiencies measured by benchmarks/walltime.py (its "
+                        "walltime.csv) for stage-1/2 rates; pair with --accounting full")
+    p.add_argument("--efficiency-model", help="which model's rows of that CSV (default: the "
+                                              "one with the largest micro-batch for --model)")
     _schedule_options(p)
     p.set_defaults(func=cmd_cost)
     cost_sub = p.add_subparsers(dest="cost_command", metavar="[paper|search]")
@@ -88,6 +94,25 @@ def _floats(text: str, what: str) -> list[float]:
         raise ValueError(f"{what} {text!r} must be comma-separated numbers") from None
 
 
+def measured_efficiency(csv: Path, model: str | None) -> dict[str, float]:
+    """Stage label -> efficiency of the whole training step, from walltime.csv (largest
+    micro-batch of `model`)."""
+    if not csv.is_file():
+        raise FileNotFoundError(f"--efficiency-from {csv}: no such file; run "
+                                "`python benchmarks/walltime.py --out DIR` first")
+    table = pd.read_csv(csv)
+    steps = table[(table["part"] == "training step") & table["variant"].str.endswith("sliced")]
+    if model is None:
+        model = steps["model"].iloc[0]
+    steps = steps[steps["model"] == model]
+    if steps.empty:
+        raise ValueError(f"{csv} has no training-step rows for model {model!r}; it has "
+                         f"{sorted(table['model'].unique())} (use --efficiency-model)")
+    largest = steps[steps["micro_batch"] == steps["micro_batch"].max()]
+    labels = {"stage1 sliced": "(0.5, 0.5, 0.5)", "stage2 sliced": "(0.5, 0.5, 1)"}
+    return {labels[v]: float(e) for v, e in zip(largest["variant"], largest["efficiency"])}
+
+
 def cmd_cost(args: argparse.Namespace) -> None:
     from est_analysis.cost import cost_table, saving, schedule_costs, speedup
     from est_analysis.models import get_config
@@ -106,9 +131,11 @@ def cmd_cost(args: argparse.Namespace) -> None:
     else:
         schedule = Schedule.preset(args.preset, args.steps or PRESETS[args.preset].paper_steps)
     stages = schedule_costs(config, schedule, args.accounting, args.seq_len, args.head_mlp_ratio)
-    table = cost_table(stages, args.efficiency)
+    efficiency = (measured_efficiency(args.efficiency_from, args.efficiency_model)
+                  if args.efficiency_from else args.efficiency)
+    table = cost_table(stages, efficiency)
     result = {"model": config.name, "accounting": args.accounting, "saving": saving(table),
-              "predicted_speedup": speedup(table), "efficiency": args.efficiency,
+              "predicted_speedup": speedup(table), "efficiency": efficiency,
               "stages": table.to_dict(orient="records")}
     if args.json:
         print(json.dumps(result))
@@ -116,8 +143,12 @@ def cmd_cost(args: argparse.Namespace) -> None:
     print(f"{config.name}, {args.accounting} accounting, {schedule.total_steps} steps")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(f"\nFLOPs saving vs Original: {result['saving']:.1%}")
-    print(f"predicted wall-clock speedup at efficiency {args.efficiency:g}: "
-          f"{result['predicted_speedup']:.3f}x")
+    shown = (", ".join(f"{label} {e:.3f}" for label, e in efficiency.items())
+             if isinstance(efficiency, dict) else f"{efficiency:g}")
+    print(f"predicted wall-clock speedup at efficiency {shown}: {result['predicted_speedup']:.3f}x")
+    if args.efficiency_from and args.accounting == "paper":
+        print("note: measured efficiencies are relative to full-accounting FLOPs; "
+              "use --accounting full with --efficiency-from")
 
 
 def cmd_cost_paper(args: argparse.Namespace) -> None:

@@ -118,3 +118,16 @@ def test_cost_search_cli(capsys):
                  "--grid", "0.1", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows and all(abs(r["saving"] - 0.2) <= 0.01 for r in rows)
+
+
+def test_cost_with_measured_efficiency(tmp_path, capsys):
+    csv = tmp_path / "walltime.csv"
+    csv.write_text("model,micro_batch,part,variant,efficiency\n"
+                   "m,8,training step,stage1 sliced,0.5\nm,8,training step,stage2 sliced,1.0\n"
+                   "m,1,training step,stage1 sliced,0.1\n")
+    assert main(["cost", "--preset", "est-gpt2", "--accounting", "paper", "--json",
+                 "--efficiency-from", str(csv)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["predicted_speedup"] == pytest.approx(150 / (20 * 0.5 + 50 * 0.5 + 80))
+    assert main(["cost", "--efficiency-from", str(csv), "--efficiency-model", "x"]) == 2
+    assert "no training-step rows for model 'x'" in capsys.readouterr().err
