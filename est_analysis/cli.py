@@ -9,6 +9,7 @@ from pathlib import Path
 
 from est_analysis.checkpoint import CheckpointError
 from est_analysis.cost_cli import add_cost_parser
+from est_analysis.hessian_cli import add_hessian_parser
 from est_analysis.methods import METHODS
 from est_analysis.recipes import SCALES
 
@@ -21,6 +22,7 @@ EXAMPLES = """examples:
   est train --preset est-tinyllama --scale cpu --method est --out runs/llama --seed 1
   est train --out runs/smoke --resume           # continue an interrupted run exactly
   est cost --preset est-gpt2 --model gpt2-124m  # FLOPs saving of a schedule (26.7 %)
+  est hessian trace --checkpoint runs/smoke --json   # Tr(H) with a 95 % CI
   est list                                      # presets, models and scales
 """
 
@@ -168,6 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     add_cost_parser(sub)
+    add_hessian_parser(sub)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

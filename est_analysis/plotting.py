@@ -9,6 +9,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from est_analysis.io import atomic_write  # noqa: E402
@@ -47,4 +48,20 @@ def plot_loss_curves(runs: dict[str, pd.DataFrame], path: str | Path, smooth: in
         ax.legend()
     if title:
         fig.suptitle(title)
+    return save_figure(fig, path)
+
+
+def plot_spectral_density(density, path: str | Path, title: str = "", points: int = 1000) -> Path:
+    """Smoothed Hessian eigenvalue density from SLQ (`est_analysis.hessian.SpectralDensity`),
+    on a log scale as in Ghorbani et al. (2019) and pyhessian."""
+    low, high = density.nodes.min(), density.nodes.max()
+    margin = 0.05 * max(high - low, 1e-12)
+    grid = np.linspace(low - margin, high + margin, points)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogy(grid, density.on_grid(grid) + 1e-12)
+    ax.set_xlabel("eigenvalue")
+    ax.set_ylabel("density (smoothed)")
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
     return save_figure(fig, path)

@@ -131,3 +131,39 @@ def test_cost_with_measured_efficiency(tmp_path, capsys):
     assert result["predicted_speedup"] == pytest.approx(150 / (20 * 0.5 + 50 * 0.5 + 80))
     assert main(["cost", "--efficiency-from", str(csv), "--efficiency-model", "x"]) == 2
     assert "no training-step rows for model 'x'" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def smoke_checkpoint(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    assert main(["train", "--steps", "12", "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def test_hessian_trace_json(smoke_checkpoint, capsys):
+    assert main(["hessian", "trace", "--checkpoint", str(smoke_checkpoint), "--json",
+                 "--probes", "30", "--batches", "1", "--no-progress", "--by-block"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["ci95"][0] <= result["trace"] <= result["ci95"][1] and result["hvps"] == 30
+    assert "layer0.attn" in result["blocks"] and "embeddings+lm_head (tied)" in result["blocks"]
+    assert main(["hessian", "eigen", "--checkpoint", str(smoke_checkpoint), "--top", "2",
+                 "--iters", "20", "--batches", "1", "--json", "--no-progress"]) == 0
+    top = json.loads(capsys.readouterr().out)["top"]
+    assert len(top) == 2 and top[0] >= top[1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "/no/such/run"], "no checkpoint at"),
+    (["--method", "pyhessian", "--batches", "2"], "takes one batch"),
+    (["--batches", "0"], "--batches 0 must be a positive integer"),
+])
+def test_hessian_bad_input(smoke_checkpoint, capsys, args, message):
+    full = ["hessian", "trace", "--checkpoint", str(smoke_checkpoint), *args]
+    assert main(full) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_hessian_corrupt_checkpoint(tmp_path, capsys):
+    (tmp_path / "checkpoint.pt").write_bytes(b"\x80\x02garbage")
+    assert main(["hessian", "trace", "--checkpoint", str(tmp_path)]) == 2
+    assert "is unreadable" in capsys.readouterr().err
