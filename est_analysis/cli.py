@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,9 +81,14 @@ def _train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> None:
+    from est_analysis.distributed import torchrun_command
     from est_analysis.train import train
 
+    if args.nproc > 1:  # hand over to torchrun, which starts N copies of this command
+        raise SystemExit(subprocess.call(torchrun_command(args.nproc, _without_nproc(args.argv))))
     out = train(_train_config(args), args.out, resume=args.resume, progress=not args.no_progress)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return
     summary = json.loads((out / "summary.json").read_text())
     if args.json:
         print(json.dumps(summary))
@@ -89,6 +96,18 @@ def cmd_train(args: argparse.Namespace) -> None:
         print(f"final validation loss {summary['final_val_loss']:.4f}, "
               f"{summary['total_flops']:.3e} training FLOPs, {summary['train_wall_s']:.1f} s; "
               f"metrics in {out / 'metrics.csv'}")
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    kept, skip_next = [], False
+    for arg in argv:
+        if skip_next:
+            skip_next = False
+        elif arg == "--nproc":
+            skip_next = True
+        elif not arg.startswith("--nproc="):
+            kept.append(arg)
+    return kept
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
@@ -153,6 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True, help="run directory")
     p.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.pt")
     p.add_argument("--json", action="store_true", help="print the run summary as JSON")
+    p.add_argument("--nproc", type=int, default=1,
+                   help="processes on this machine: runs the same command under torchrun "
+                        "(DDP; gloo on CPU, nccl on GPU); --batch-size is the global batch")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("compare", help="train Original and EST side by side; summary + loss curves",
@@ -180,6 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
     from est_analysis.train import TrainingError
 
     try:

@@ -13,16 +13,19 @@ import dataclasses
 import json
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 import yaml
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from est_analysis.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from est_analysis.cost import step_flops
+from est_analysis.distributed import DistContext, init_from_env, shutdown
 from est_analysis.data import check_fits, fixed_batches, load_corpus, random_batch
 from est_analysis.index_generator import IndexGenerator
 from est_analysis.inactive import INACTIVE_MODES, optimizer_step
@@ -162,14 +165,21 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     """Train one run into `out_dir` (metrics.csv, checkpoint.pt, config.yaml, summary.json)."""
     cfg = config.resolved()
     out = Path(out_dir)
-    ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.csv"
-    if not resume and metrics_path.exists():
+    if not resume and (out / "metrics.csv").exists():
         raise TrainingError(f"{out} already holds a run: pass --resume to continue it, or choose "
                             "a new --out")
-    device = resolve_device(cfg.device)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    context = init_from_env(resolve_device(cfg.device))
+    try:
+        return _train(cfg, out, resume, progress and context.is_main, context)
+    finally:
+        shutdown(context)
 
+
+def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: DistContext) -> Path:
+    ckpt_path, metrics_path = out / CHECKPOINT_NAME, out / "metrics.csv"
+    device, rows = context.device, context.rows(cfg.batch_size)
     recipe = recipe_for(cfg.scale, cfg.preset)
     data = load_corpus(cfg.corpus, recipe.vocab_size)
     model_config = get_config(cfg.model).with_vocab(data.vocab_size)
@@ -192,17 +202,24 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
         optimizer.load_state_dict(state["optimizer"])
         start, wall, cum_flops = state["step"], state["wall_s"], state["cum_flops"]
         torch.set_rng_state(state["rng_cpu"])
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(
-        {**dataclasses.asdict(cfg), "model_config": model_config.to_dict(),
-         "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates]},
-        sort_keys=False))
-    log = MetricsLog(metrics_path, keep_steps_before=start)
+    context.barrier()  # every rank has read the run directory before rank 0 writes to it
+    log = None
+    if context.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", yaml.safe_dump(
+            {**dataclasses.asdict(cfg), "model_config": model_config.to_dict(),
+             "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
+             "world_size": context.world_size}, sort_keys=False))
+        log = MetricsLog(metrics_path, keep_steps_before=start)
     val_batches = fixed_batches(data.val, cfg.eval_batches, cfg.batch_size, cfg.seq_len)
     to_eval = eval_steps(cfg, schedule.boundaries)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     val_loss = float("nan")
-    _warm_up(model, val_batches[0], device)
+    _warm_up(model, val_batches[0], device)  # before DDP: its gradient hooks see every backward
+    # DDP must be told when layers are skipped (their parameters get no gradient that step)
+    skips_layers = any(r.p_layers < 1 for r in schedule.rates)
+    trained = (DistributedDataParallel(model, find_unused_parameters=skips_layers)
+               if context.active else model)
 
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
@@ -218,11 +235,14 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
             for micro in range(cfg.grad_accum):
                 generator = torch.Generator().manual_seed(derived_seed(cfg.seed, step, micro, DATA_SALT))
                 x, y = random_batch(data.train, cfg.batch_size, cfg.seq_len, generator)
-                with autocast:
-                    logits = model(x.to(device), subnet)
-                loss = F.cross_entropy(logits.float().flatten(0, 1), y.to(device).flatten())
-                (loss / cfg.grad_accum).backward()
+                last = micro == cfg.grad_accum - 1  # DDP reduces gradients once, after the last
+                with trained.no_sync() if context.active and not last else nullcontext():
+                    with autocast:
+                        logits = trained(x[rows].to(device), subnet)
+                    loss = F.cross_entropy(logits.float().flatten(0, 1), y[rows].to(device).flatten())
+                    (loss / cfg.grad_accum).backward()
                 train_loss += loss.item() / cfg.grad_accum
+            train_loss = context.mean(train_loss)
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"non-finite training loss ({train_loss}) at step {step} (stage "
@@ -238,6 +258,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
 
             flops = cfg.grad_accum * step_flops(model_config, subnet, cfg.batch_size, cfg.seq_len)
             cum_flops += flops
+            if not context.is_main:
+                continue
             rates = policy.rates(step)
             row = {"step": step, "stage": schedule.stage_at(step) + 1, "p_H": rates.p_heads,
                    "p_M": rates.p_mlp, "p_L": rates.p_layers,
@@ -255,12 +277,15 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
                     "step": done, "wall_s": wall, "cum_flops": cum_flops,
                     "config": dataclasses.asdict(cfg), "data_fingerprint": data.fingerprint,
                     "rng_cpu": torch.get_rng_state()})
-    log.close()
-    summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
-               "steps": cfg.steps, "final_val_loss": val_loss, "total_flops": cum_flops,
-               "train_wall_s": wall, "model": model_config.name, "params": model.num_params(),
-               "torch": torch.__version__, "device": str(device)}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    if context.is_main:
+        log.close()
+        summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
+                   "steps": cfg.steps, "final_val_loss": val_loss, "total_flops": cum_flops,
+                   "train_wall_s": wall, "model": model_config.name, "params": model.num_params(),
+                   "torch": torch.__version__, "device": str(device),
+                   "world_size": context.world_size}
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    context.barrier()
     return out
 
 
