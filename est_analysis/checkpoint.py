@@ -23,7 +23,8 @@ def save_checkpoint(path: str | Path, state: dict) -> None:
 def load_checkpoint(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}: start a new run without --resume")
+        raise CheckpointError(f"no checkpoint at {path}: give a run directory that holds "
+                              f"{CHECKPOINT_NAME}, or the checkpoint file itself")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # torch raises many kinds for damaged files

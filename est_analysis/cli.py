@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, TrainingError, CheckpointError) as err:
+    except (ValueError, OSError, TrainingError, CheckpointError) as err:
         print(f"est {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -27,3 +27,22 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
 
 def atomic_write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def check_writable_dir(path: str | Path) -> None:
+    """Fail early, before any work and without creating anything, if `path` cannot become a
+    writable directory."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise NotADirectoryError(f"output path {path} exists and is not a directory; choose "
+                                 "another --out")
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise NotADirectoryError(f"cannot create {path}: {existing} is a file; choose another --out")
+    try:  # a real probe: permission bits say little to root or on special file systems
+        os.rmdir(tempfile.mkdtemp(dir=existing, prefix=".est-write-probe-"))
+    except OSError as err:
+        raise PermissionError(f"cannot write to {existing} (needed for {path}): {err.strerror}; "
+                              "choose a writable --out") from None

@@ -83,6 +83,9 @@ class Schedule:
         """Boundaries as fractions of the run (the last must be 1), rounded to whole steps."""
         if abs(fractions[-1] - 1.0) > 1e-9:
             raise ValueError(f"the last boundary fraction is {fractions[-1]}, it must be 1")
+        if any(b <= a for a, b in zip([0] + list(fractions), fractions)):
+            raise ValueError(f"stage boundaries {[float(f) for f in fractions]} must be strictly "
+                             "increasing and positive")
         boundaries = [round(Fraction(f).limit_denominator(10**6) * total_steps) for f in fractions]
         if any(b <= a for a, b in zip([0] + boundaries, boundaries)):
             raise ValueError(f"{total_steps} steps are too few for boundaries at {fractions}: "

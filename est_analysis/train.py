@@ -29,7 +29,7 @@ from est_analysis.distributed import DistContext, init_from_env, shutdown
 from est_analysis.data import check_fits, fixed_batches, load_corpus, random_batch
 from est_analysis.index_generator import IndexGenerator
 from est_analysis.inactive import INACTIVE_MODES, optimizer_step
-from est_analysis.io import atomic_write_text
+from est_analysis.io import atomic_write_text, check_writable_dir
 from est_analysis.lr import lr_at
 from est_analysis.methods import build_policy
 from est_analysis.metrics import MetricsLog
@@ -114,7 +114,10 @@ class TrainConfig:
         except FileNotFoundError:
             raise FileNotFoundError(f"config file {path} does not exist") from None
         except yaml.YAMLError as err:
-            raise ValueError(f"config file {path} is not valid YAML: {err}") from None
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"config file {path} is not valid YAML{where}: "
+                             f"{getattr(err, 'problem', None) or err}") from None
         if not isinstance(fields, dict):
             raise ValueError(f"config file {path} must hold a mapping of TrainConfig fields")
         valid = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -168,6 +171,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     if not resume and (out / "metrics.csv").exists():
         raise TrainingError(f"{out} already holds a run: pass --resume to continue it, or choose "
                             "a new --out")
+    check_writable_dir(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     context = init_from_env(resolve_device(cfg.device))
