@@ -51,3 +51,28 @@ def test_each_rank_takes_its_own_rows():
     assert [(r.start, r.stop) for r in rows] == [(0, 2), (2, 4), (4, 6), (6, 8)]
     with pytest.raises(ValueError, match="not divisible by the 3 processes"):
         DistContext(0, 3).rows(8)
+
+
+def test_a_killed_two_rank_run_resumes_to_the_uninterrupted_two_rank_run(tmp_path):
+    import signal
+    import time
+
+    config = tmp_path / "run.yaml"
+    config.write_text("scale: smoke\nsteps: 40\nbatch_size: 32\nckpt_every: 4\neval_every: 10\n")
+    args = ["train", "--config", str(config), "--out", str(tmp_path / "ddp"), "--no-progress"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(torchrun_command(2, args), cwd=ROOT, env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    metrics, deadline = tmp_path / "ddp" / "metrics.csv", time.time() + 120
+    while (not metrics.exists() or len(metrics.read_text().splitlines()) < 15) and time.time() < deadline:
+        time.sleep(0.005)
+    os.killpg(process.pid, signal.SIGKILL)  # torchrun and both ranks
+    process.wait()
+    assert len(metrics.read_text().splitlines()) - 1 < 40
+    result = _torchrun(torchrun_command(2, args + ["--resume"]))
+    assert result.returncode == 0, result.stderr[-3000:]
+    reference = ["train", "--config", str(config), "--out", str(tmp_path / "reference"), "--no-progress"]
+    assert _torchrun(torchrun_command(2, reference)).returncode == 0
+    resumed = pd.read_csv(metrics).drop(columns=list(TIMING_COLUMNS))
+    uninterrupted = pd.read_csv(tmp_path / "reference" / "metrics.csv").drop(columns=list(TIMING_COLUMNS))
+    pd.testing.assert_frame_equal(resumed, uninterrupted)
