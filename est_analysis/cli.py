@@ -12,6 +12,7 @@ from pathlib import Path
 from est_analysis.checkpoint import CheckpointError
 from est_analysis.cost_cli import add_cost_parser
 from est_analysis.hessian_cli import add_hessian_parser
+from est_analysis.inactive import INACTIVE_MODES
 from est_analysis.methods import METHODS
 from est_analysis.recipes import SCALES
 
@@ -48,12 +49,13 @@ def _add_run_options(parser: argparse.ArgumentParser, default_scale: str) -> Non
                         "a text/jsonl file or directory")
     parser.add_argument("--steps", type=int, help="total training steps (default: the scale's)")
     parser.add_argument("--seed", type=int, help="seed of init, data order and subnets (default 0)")
-    parser.add_argument("--batch-size", type=int, help="sequences per micro-batch")
+    parser.add_argument("--batch-size", type=int, help="sequences per micro-batch (global: split "
+                        "across processes under --nproc / torchrun)")
     parser.add_argument("--grad-accum", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--seq-len", type=int, help="tokens per sequence")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--eval-every", type=int, help="validate the full model every N steps")
-    parser.add_argument("--inactive-params", choices=("dense", "frozen", "torch-default"),
+    parser.add_argument("--inactive-params", choices=INACTIVE_MODES,
                         help="optimizer treatment of parameters outside the subnet "
                              "(see est_analysis.inactive; default dense)")
     parser.add_argument("--device", help="auto (default), cpu, cuda, cuda:1, ...")
