@@ -10,6 +10,20 @@ import torch
 from est_analysis.io import atomic_write
 
 CHECKPOINT_NAME = "checkpoint.pt"
+SNAPSHOT_DIR = "snapshots"  # model-only copies kept along a run: snapshots/step_0001000.pt
+
+
+def snapshot_path(run_dir: str | Path, step: int) -> Path:
+    return Path(run_dir) / SNAPSHOT_DIR / f"step_{step:07d}.pt"
+
+
+def snapshots(run_dir: str | Path) -> list[Path]:
+    """The run's snapshots in step order (a clear error when it kept none)."""
+    found = sorted((Path(run_dir) / SNAPSHOT_DIR).glob("step_*.pt"))
+    if not found:
+        raise CheckpointError(f"{run_dir} has no snapshots: runs keep one at each stage boundary "
+                              "and every --snapshot-every steps; retrain with --snapshot-every N")
+    return found
 
 
 class CheckpointError(RuntimeError):
@@ -31,6 +45,6 @@ def load_checkpoint(path: str | Path) -> dict:
         raise CheckpointError(
             f"checkpoint {path} is unreadable (truncated or corrupted: {type(err).__name__}); "
             "restore a good copy, or delete it and the run directory to start over") from None
-    if not isinstance(state, dict) or not {"model", "optimizer", "step", "config"} <= set(state):
-        raise CheckpointError(f"{path} is not an est_analysis training checkpoint")
+    if not isinstance(state, dict) or not {"model", "step", "config"} <= set(state):
+        raise CheckpointError(f"{path} is not an est_analysis training checkpoint or snapshot")
     return state

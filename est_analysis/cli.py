@@ -56,6 +56,9 @@ def _add_run_options(parser: argparse.ArgumentParser, default_scale: str) -> Non
     parser.add_argument("--seq-len", type=int, help="tokens per sequence")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--eval-every", type=int, help="validate the full model every N steps")
+    parser.add_argument("--snapshot-every", type=int, help="keep a model snapshot every N steps "
+                        "in snapshots/ (one is always kept at each stage boundary), for "
+                        "`est diagnose` trajectories")
     parser.add_argument("--inactive-params", choices=INACTIVE_MODES,
                         help="optimizer treatment of parameters outside the subnet "
                              "(see est_analysis.inactive; default dense)")
@@ -69,7 +72,7 @@ def _train_config(args: argparse.Namespace):
     from est_analysis.train import TrainConfig
 
     names = ("preset", "scale", "model", "corpus", "steps", "seed", "batch_size", "grad_accum",
-             "seq_len", "lr", "eval_every", "inactive_params", "device", "threads")
+             "seq_len", "lr", "eval_every", "snapshot_every", "inactive_params", "device", "threads")
     overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
     if getattr(args, "method", None):
         overrides["method"] = args.method
@@ -134,6 +137,9 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    from dataclasses import fields
+
+    from est_analysis.methods import METHOD_SUMMARIES, OPTIONS
     from est_analysis.models import MODEL_CONFIGS
     from est_analysis.recipes import RECIPES
     from est_analysis.schedule import PRESETS
@@ -144,6 +150,9 @@ def cmd_list(args: argparse.Namespace) -> None:
                     for n, p in PRESETS.items()},
         "models": {n: c.to_dict() for n, c in MODEL_CONFIGS.items()},
         "scales": {f"{s}/{a}": vars(r) for (s, a), r in RECIPES.items()},
+        "methods": {n: {"description": d, "options": {f.name: f.default for f in
+                                                       fields(OPTIONS[n])} if OPTIONS[n] else {}}
+                    for n, d in METHOD_SUMMARIES.items()},
     }
     if args.json:
         print(json.dumps(listing, indent=2))
@@ -160,6 +169,11 @@ def cmd_list(args: argparse.Namespace) -> None:
     for (s, a), r in RECIPES.items():
         print(f"  {s + '/' + a:12s} {r.model}, {r.batch_size}x{r.grad_accum}x{r.seq_len}, "
               f"{r.steps} steps, lr {r.lr:g} {r.lr_schedule}")
+    print("methods (--method; options as --method-option NAME=VALUE, defaults shown):")
+    for name, method in listing["methods"].items():
+        options = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in method["options"].items())
+        print(f"  {name:11s} {method['description']}" + (f"\n  {'':11s} {options}" if options else ""))
 
 
 def build_parser() -> argparse.ArgumentParser:

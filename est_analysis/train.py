@@ -23,7 +23,7 @@ import yaml
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
-from est_analysis.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from est_analysis.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint, snapshot_path
 from est_analysis.cost import step_flops
 from est_analysis.distributed import DistContext, init_from_env, shutdown
 from est_analysis.data import check_fits, fixed_batches, load_corpus, random_batch
@@ -40,7 +40,7 @@ from est_analysis.subnet import Subnet, derived_seed
 
 DATA_SALT, INIT_SALT = 1, 2
 # config fields that may change on resume without changing the numbers
-RUNTIME_FIELDS = ("device", "threads", "ckpt_every")
+RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every")
 
 
 class TrainingError(RuntimeError):
@@ -75,6 +75,7 @@ class TrainConfig:
     eval_every: int | None = None
     eval_batches: int | None = None
     ckpt_every: int | None = None
+    snapshot_every: int | None = None  # keep model snapshots every N steps (always: boundaries)
     inactive_params: str = "dense"  # dense | frozen | torch-default (est_analysis.inactive)
     device: str = "auto"
     threads: int | None = None
@@ -89,7 +90,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         positive = ("steps", "batch_size", "grad_accum", "seq_len", "eval_every", "eval_batches",
-                    "ckpt_every")
+                    "ckpt_every", "snapshot_every")
         for name in positive:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
@@ -242,6 +243,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: D
                       if context.active else m)
     trained = wrap(model)
 
+    if start == 0 and cfg.snapshot_every and context.is_main:  # the initialisation, for trajectories
+        _save_snapshot(out, 0, model, cfg, data.fingerprint)
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress,
                desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
     with IndexGenerator(policy, start, cfg.steps, device=device) as index_generator:
@@ -297,6 +300,8 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: D
             log.write(row)
             bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{val_loss:.3f}")
             done = step + 1
+            if done in schedule.boundaries or (cfg.snapshot_every and done % cfg.snapshot_every == 0):
+                _save_snapshot(out, done, model, cfg, data.fingerprint)
             if done % cfg.ckpt_every == 0 or done == cfg.steps or done in schedule.boundaries:
                 save_checkpoint(ckpt_path, {
                     "model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -313,6 +318,13 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: D
         atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     context.barrier()
     return out
+
+
+def _save_snapshot(out: Path, step: int, model: Decoder, cfg: TrainConfig, fingerprint: str) -> None:
+    """A model-only copy after `step` steps, readable by `load_run` (for diagnostics)."""
+    save_checkpoint(snapshot_path(out, step), {"model": model.state_dict(), "step": step,
+                                               "config": dataclasses.asdict(cfg),
+                                               "data_fingerprint": fingerprint})
 
 
 def _warm_up(model: Decoder, batch: tuple[torch.Tensor, torch.Tensor], device: torch.device) -> None:

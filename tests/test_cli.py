@@ -37,8 +37,11 @@ def test_compare_writes_table_and_figure(tmp_path, capsys):
     assert (tmp_path / "loss_curves.png").stat().st_size > 10_000
 
 
-def test_list_json():
+def test_list_json_names_every_method_with_its_options(capsys):
     assert main(["list", "--json"]) == 0
+    methods = json.loads(capsys.readouterr().out)["methods"]
+    assert list(methods) == ["original", "est", "staged", "msg", "raptr", "layer-drop"]
+    assert methods["layer-drop"]["options"] == {"theta": 0.5, "gamma": None, "progressive": True}
 
 
 def test_cost_reproduces_the_paper_figure(capsys):

@@ -3,12 +3,7 @@ model. Each is a policy over subnetworks (`SubnetPolicy`): the model never knows
 runs; it executes the subnet it is given. Methods that change the model's shape (Staged
 Training's width growth, MSG's layer copies) add a `grow` hook at their growth steps.
 
-- original: the full model every step.
-- est: Evolving Subnetwork Training with any schedule (presets incl. Table 3, or custom).
-- staged: Staged Training, half hidden size for the first third, then width growth.
-- msg: Masked Structural Growth with the EST paper's four-stage schedule.
-- raptr: RAPTR random-path training with growing path lengths.
-- layer-drop: Progressive Layer Dropping (option progressive=false: stochastic depth).
+`METHOD_SUMMARIES` says in one line what each method trains.
 """
 
 from __future__ import annotations
@@ -24,13 +19,21 @@ from est_analysis.methods.staged import StagedOptions, StagedPolicy
 from est_analysis.models.config import ModelConfig
 from est_analysis.schedule import Schedule
 
-METHODS = ("original", "est", "staged", "msg", "raptr", "layer-drop")
+METHOD_SUMMARIES = {
+    "original": "the full model every step",
+    "est": "Evolving Subnetwork Training with any schedule (presets incl. Table 3, or custom)",
+    "staged": "Staged Training: half hidden size for the first third, then width growth",
+    "msg": "Masked Structural Growth with the EST paper's four-stage schedule",
+    "raptr": "RAPTR: random paths of layers, path length growing stage by stage",
+    "layer-drop": "Progressive Layer Dropping (progressive=false: stochastic depth)",
+}
+METHODS = tuple(METHOD_SUMMARIES)
 # methods whose stages the user may set with --stages/--rates
 CUSTOM_SCHEDULE_METHODS = ("est", "raptr")
 OPTIONS = {"original": None, "est": None, "staged": StagedOptions, "msg": MsgOptions,
            "raptr": RaptrOptions, "layer-drop": LayerDropOptions}
 
-__all__ = ["METHODS", "CUSTOM_SCHEDULE_METHODS", "EstPolicy", "LayerLoad", "SubnetPolicy",
+__all__ = ["METHODS", "METHOD_SUMMARIES", "OPTIONS", "CUSTOM_SCHEDULE_METHODS", "EstPolicy", "LayerLoad", "SubnetPolicy",
            "build_policy"]
 
 
