@@ -11,6 +11,7 @@ from pathlib import Path
 
 from est_analysis.checkpoint import CheckpointError
 from est_analysis.cost_cli import add_cost_parser, add_method_option_argument
+from est_analysis.diagnose_cli import add_diagnose_parser
 from est_analysis.hessian_cli import add_hessian_parser
 from est_analysis.inactive import INACTIVE_MODES
 from est_analysis.methods import METHODS
@@ -216,6 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_cost_parser(sub)
     add_hessian_parser(sub)
+    add_diagnose_parser(sub)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

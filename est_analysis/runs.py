@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from est_analysis.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint
 from est_analysis.data import TokenData, fixed_batches, load_corpus
 from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.recipes import recipe_for
+from est_analysis.subnet import Rates
 from est_analysis.train import TrainConfig
 
 
@@ -55,3 +57,12 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
     except RuntimeError as err:
         raise CheckpointError(f"{checkpoint} does not match model {config.model}: {err}") from None
     return TrainedRun(model.to(device), config, data, state["step"])
+
+
+def stage_rates(run_dir: str | Path) -> list[Rates]:
+    """The sampling rates of each stage of a run, in stage order, from its metrics.csv."""
+    metrics = Path(run_dir) / "metrics.csv"
+    if not metrics.exists():
+        raise CheckpointError(f"{metrics} is missing: {run_dir} is not a run directory")
+    table = pd.read_csv(metrics).drop_duplicates("stage")
+    return [Rates(*row) for row in table[["p_H", "p_M", "p_L"]].itertuples(index=False)]

@@ -121,14 +121,10 @@ class Schedule:
         '.5,.5,.5/.5,.5,1/1,1,1' (one p_H,p_M,p_L triple per stage, separated by '/')."""
         try:
             boundaries = [float(b) for b in stages.split(",")]
-            triples = [tuple(float(p) for p in triple.split(",")) for triple in rates.split("/")]
         except ValueError:
-            raise ValueError(f"cannot read stages {stages!r} / rates {rates!r}: expected e.g. "
+            raise ValueError(f"cannot read stages {stages!r}: expected e.g. "
                              "--stages 20000,70000,150000 --rates .5,.5,.5/.5,.5,1/1,1,1") from None
-        for triple in triples:
-            if len(triple) != 3:
-                raise ValueError(f"rates {triple} must be three numbers p_H,p_M,p_L")
-        return boundaries, triples
+        return boundaries, parse_rates(rates)
 
     def check_total(self, total_steps: int) -> None:
         if self.total_steps != total_steps:
@@ -146,3 +142,16 @@ class Schedule:
 
     def stage_starts(self) -> tuple[int, ...]:
         return (0,) + self.boundaries[:-1]
+
+
+def parse_rates(text: str) -> list[tuple[float, float, float]]:
+    """'/'-separated p_H,p_M,p_L triples: '.5,.5,.5/.5,.5,1/1,1,1'."""
+    try:
+        triples = [tuple(float(p) for p in triple.split(",")) for triple in text.split("/")]
+    except ValueError:
+        raise ValueError(f"cannot read rates {text!r}: expected p_H,p_M,p_L triples separated "
+                         "by '/', e.g. .5,.5,.5/.5,.5,1/1,1,1") from None
+    for triple in triples:
+        if len(triple) != 3:
+            raise ValueError(f"rates {triple} must be three numbers p_H,p_M,p_L")
+    return triples

@@ -98,3 +98,19 @@ def test_non_finite_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
     with pytest.raises(TrainingError, match="non-finite training loss .* at step 0 .* lower --lr"):
         train(SMOKE, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_snapshots_at_boundaries_every_n_steps_and_the_start(est_run, tmp_path):
+    from est_analysis.checkpoint import load_checkpoint, snapshots
+    from est_analysis.runs import load_run
+
+    assert [p.name for p in snapshots(est_run)] == [
+        "step_0000004.pt", "step_0000014.pt", "step_0000030.pt"]  # boundaries only
+    out = train(TrainConfig(scale="smoke", steps=30, eval_every=10, snapshot_every=10), tmp_path,
+                progress=False)
+    steps = [load_run(p).step for p in snapshots(out)]
+    assert steps == [0, 4, 10, 14, 20, 30]
+    last, final = load_checkpoint(snapshots(out)[-1]), load_checkpoint(out / "checkpoint.pt")
+    assert "optimizer" not in last
+    for name, tensor in final["model"].items():
+        assert last["model"][name].equal(tensor)

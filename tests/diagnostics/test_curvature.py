@@ -1,0 +1,14 @@
+"""Hessian trace along a run: one estimate per snapshot, equal to the toolkit's on that file."""
+
+from est_analysis.checkpoint import snapshots
+from est_analysis.diagnostics import curvature_trajectory
+from est_analysis.hessian import HessianOperator, hutchpp
+from est_analysis.runs import load_run
+
+
+def test_trajectory_traces_every_snapshot(est_run):
+    table = curvature_trajectory(est_run, matvecs=6, batches=1)
+    assert list(table["step"]) == [0, 8, 20, 28, 40, 60]
+    run = load_run(snapshots(est_run)[2])
+    direct = hutchpp(HessianOperator(run.model, run.batches("val", 1)), matvecs=6)
+    assert table.iloc[2]["trace"] == direct.estimate
