@@ -14,8 +14,10 @@ from est_analysis.cost_cli import add_cost_parser, add_method_option_argument
 from est_analysis.diagnose_cli import add_diagnose_parser
 from est_analysis.hessian_cli import add_hessian_parser
 from est_analysis.inactive import INACTIVE_MODES
+from est_analysis.landscape_cli import add_landscape_parser
 from est_analysis.methods import METHODS
 from est_analysis.methods.base import parse_option_pairs
+from est_analysis.plot_cli import add_plot_parser
 from est_analysis.recipes import SCALES
 
 # the main job: a few minutes on 2 CPU cores at the cpu scale
@@ -218,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_cost_parser(sub)
     add_hessian_parser(sub)
     add_diagnose_parser(sub)
+    add_landscape_parser(sub)
+    add_plot_parser(sub)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

@@ -10,14 +10,14 @@ from pathlib import Path
 import pandas as pd
 
 from est_analysis.io import atomic_write_text
-from est_analysis.plotting import plot_loss_curves
+from est_analysis.plotting import comparison_figure, save
 from est_analysis.train import TrainConfig, train
 
 
 def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, ...] = ("original", "est"),
                     resume: bool = False, progress: bool = True) -> pd.DataFrame:
     """One run per method under `out_dir/<method>`; returns the summary table (also written as
-    `comparison.csv`) and draws `loss_curves.png`. Ratios are relative to the first method."""
+    `comparison.csv`) and draws `loss_curves.png` (and .pdf). Ratios are relative to the first method."""
     out = Path(out_dir)
     runs, rows = {}, []
     for method in methods:
@@ -32,6 +32,6 @@ def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, 
     table["wall_ratio"] = table["train_wall_s"] / reference["train_wall_s"]
     table["speedup"] = 1 / table["wall_ratio"]
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
-    plot_loss_curves(runs, out / "loss_curves.png",
-                     title=f"{base.preset} at scale {base.scale}, seed {base.seed}")
+    save(comparison_figure(runs, title=f"{base.preset} at scale {base.scale}, seed {base.seed}"),
+         out / "loss_curves")
     return table

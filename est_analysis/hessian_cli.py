@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from est_analysis.checkpoint_options import add_checkpoint_options, load_checkpoint_batches
+
 HESSIAN_EXAMPLES = """examples:
   est hessian trace --checkpoint runs/smoke --json
   est hessian trace --checkpoint runs/smoke/checkpoint.pt --tol 0.05 --by-block
@@ -41,31 +43,15 @@ def add_hessian_parser(sub: argparse._SubParsersAction) -> None:
     density = commands.add_parser("density", help="spectral density by stochastic Lanczos quadrature")
     density.add_argument("--iters", type=int, default=80, help="Lanczos steps per run")
     density.add_argument("--runs", type=int, default=4, help="independent starting vectors")
-    density.add_argument("--plot", type=Path, help="write the smoothed density to this PNG")
+    density.add_argument("--plot", type=Path, help="write the smoothed density to this path as PNG and PDF")
     density.set_defaults(func=cmd_density)
     for q in (trace, eigen, density):
-        q.add_argument("--checkpoint", type=Path, required=True, help="run directory or checkpoint.pt")
-        q.add_argument("--data", default="train", help="'train' or 'val' split of the run's corpus, "
-                       "or another corpus (built-in name or path) under its tokenizer (default train)")
-        q.add_argument("--batches", type=int, default=2, help="fixed batches averaged (default 2)")
-        q.add_argument("--batch-size", type=int, help="sequences per batch (default: the run's)")
-        q.add_argument("--seq-len", type=int, help="tokens per sequence (default: the run's)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the probes (default 0)")
-        q.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-        q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-        q.add_argument("--json", action="store_true", help="print JSON")
-
+        add_checkpoint_options(q)
 
 def _operator(args: argparse.Namespace):
     from est_analysis.hessian import HessianOperator
-    from est_analysis.runs import load_run
 
-    for name in ("batches", "batch_size", "seq_len"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise ValueError(f"--{name.replace('_', '-')} {value} must be a positive integer")
-    run = load_run(args.checkpoint, args.device)
-    batches = run.batches(args.data, args.batches, args.batch_size, args.seq_len)
+    run, batches = load_checkpoint_batches(args)
     return run, batches, HessianOperator(run.model, batches)
 
 
@@ -78,10 +64,7 @@ def cmd_trace(args: argparse.Namespace) -> None:
             raise ValueError("--method pyhessian takes one batch (--batches 1), a fixed --probes, "
                              "and no --by-block: pyhessian has no fixed multi-batch probes, CI "
                              "stopping rule or per-block traces")
-        from est_analysis.runs import load_run
-
-        run = load_run(args.checkpoint, args.device)
-        batch = run.batches(args.data, 1, args.batch_size, args.seq_len)[0]
+        run, (batch,) = load_checkpoint_batches(args)
         result = pyhessian_trace(run.model, batch, args.probes, args.seed)
     else:
         run, _, op = _operator(args)
@@ -128,9 +111,11 @@ def cmd_density(args: argparse.Namespace) -> None:
     run, _, op = _operator(args)
     density = spectral_density(op, args.iters, args.runs, args.seed, progress=not args.no_progress)
     if args.plot:
-        from est_analysis.plotting import plot_spectral_density
+        from est_analysis.plotting import save, spectral_density
 
-        plot_spectral_density(density, args.plot, title=f"{args.checkpoint} (step {run.step})")
+        figure = spectral_density(density)
+        figure.axes[0].set_title(f"{args.checkpoint} (step {run.step})")
+        save(figure, args.plot)
     summary = {"checkpoint": str(args.checkpoint), "step": run.step,
                "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),
                "slq_trace": density.trace(op.size), "hvps": density.matvecs, "wall_s": density.wall_s}

@@ -1,0 +1,80 @@
+"""`est plot`: a run directory (or several) turned into figures, PNG and PDF."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+PLOT_EXAMPLES = """examples:
+  est plot runs/est                                  # into runs/est/figures/
+  est plot runs/orig_s0 runs/orig_s1 runs/est_s0 runs/est_s1 --labels original,original,est,est \\
+      --x step,flops,wall --out figures/seeds         # seed bands: repeated labels are seeds
+  est diagnose transitions --run runs/est --csv runs/est/diagnostics/transitions.csv
+  est plot runs/est                                  # now also draws transitions.png
+"""
+
+# diagnostics/<name>.csv in a run directory -> the figure drawn from it
+DIAGNOSTIC_FIGURES = {
+    "regularizer": "regularizer_trajectory", "transitions": "transition_drops",
+    "dynamics": "slopes_vs_loss", "curvature": "trace_bars", "slice_1d": "landscape_1d",
+    "slice_2d": "landscape_2d", "interpolation": "landscape_1d",
+}
+
+
+def add_plot_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plot", help="render run directories as figures (PNG and PDF)",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=PLOT_EXAMPLES,
+                       description="Loss curves (training and validation) of one or more runs "
+                                   "against each --x axis, stages shaded and labelled, runs with "
+                                   "the same label drawn as a mean with a +-1 std seed band; and, "
+                                   "for each run, a figure per diagnostics/<name>.csv it holds "
+                                   f"({', '.join(DIAGNOSTIC_FIGURES)}; written by `est diagnose` "
+                                   "/ `est landscape` with --csv).")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories")
+    p.add_argument("--labels", help="comma-separated, one per run (default: directory names)")
+    p.add_argument("--x", default="step,flops",
+                   help="x axes among step,tokens,flops,wall (default %(default)s)")
+    p.add_argument("--smooth", type=int, default=10, help="training-loss moving average (steps)")
+    p.add_argument("--out", type=Path, help="output directory (default: RUN/figures of the first run)")
+    p.set_defaults(func=cmd_plot)
+
+
+def cmd_plot(args: argparse.Namespace) -> None:
+    from est_analysis import plotting
+    from est_analysis.plotting.curves import X_COLUMNS
+
+    labels = args.labels.split(",") if args.labels else [run.name for run in args.runs]
+    if len(labels) != len(args.runs):
+        raise ValueError(f"--labels gives {len(labels)} names for {len(args.runs)} runs")
+    axes = args.x.split(",")
+    unknown = [x for x in axes if x not in X_COLUMNS]
+    if unknown:
+        raise ValueError(f"--x {args.x!r}: unknown axis {unknown[0]!r}; choose among {sorted(X_COLUMNS)}")
+    if args.smooth < 1:
+        raise ValueError(f"--smooth {args.smooth} must be a positive integer")
+    runs: dict[str, list[pd.DataFrame]] = {}
+    for label, run in zip(labels, args.runs):
+        if not (run / "metrics.csv").exists():
+            raise ValueError(f"{run} has no metrics.csv: not a run directory")
+        runs.setdefault(label, []).append(pd.read_csv(run / "metrics.csv"))
+    out = args.out or args.runs[0] / "figures"
+    written = []
+    for x in axes:
+        for y in ("train", "val"):
+            figure = plotting.loss_curves(runs, x, y, args.smooth)
+            written += plotting.save(figure, out / f"loss_{y}_vs_{x}")
+    for label, run in zip(labels, args.runs):
+        for name, function in DIAGNOSTIC_FIGURES.items():
+            table_path = run / "diagnostics" / f"{name}.csv"
+            if table_path.exists():
+                figure = getattr(plotting, function)(_diagnostic_table(name, table_path))
+                written += plotting.save(figure, out / f"{label}_{name}")
+    for path in written:
+        print(path)
+
+
+def _diagnostic_table(name: str, path: Path):
+    table = pd.read_csv(path)
+    return {path.stem: table} if name in ("slice_1d", "interpolation") else table

@@ -1,0 +1,80 @@
+"""The plotting library: every function returns a Figure from data, `save` writes PNG and PDF,
+and `est plot` turns run directories into figures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PolyCollection
+from matplotlib.figure import Figure
+
+from est_analysis import plotting
+from est_analysis.cli import main
+
+
+def _metrics(seed: int, stages=(1, 2, 3)) -> pd.DataFrame:
+    steps = np.arange(30)
+    rng = np.random.default_rng(seed)
+    loss = 6 * np.exp(-steps / 20) + 3 + 0.05 * rng.standard_normal(30)
+    stage = np.repeat(stages, 30 // len(stages))
+    rates = {1: (0.5, 0.5, 0.5), 2: (0.5, 0.5, 1.0), 3: (1.0, 1.0, 1.0)}
+    return pd.DataFrame({
+        "step": steps, "stage": stage, "p_H": [rates[s][0] for s in stage],
+        "p_M": [rates[s][1] for s in stage], "p_L": [rates[s][2] for s in stage],
+        "tokens": (steps + 1) * 512, "cum_flops": (steps + 1) * 1e9, "wall_s": (steps + 1) * 0.1,
+        "train_loss": loss, "val_loss": np.where(steps % 10 == 9, loss + 0.1, np.nan)})
+
+
+def test_loss_curves_band_seeds_and_label_stages():
+    runs = {"est": [_metrics(0), _metrics(1)], "original": _metrics(2, stages=(1,))}
+    for x in ("step", "tokens", "flops", "wall"):
+        figure = plotting.loss_curves(runs, x=x, y="train")
+        assert isinstance(figure, Figure)
+        ax = figure.axes[0]
+        assert any(isinstance(c, PolyCollection) for c in ax.collections)  # the seed band
+        assert {"est (mean of 2 seeds)", "original"} <= {t.get_text() for t in ax.get_legend().get_texts()}
+        assert any("stage 3" in t.get_text() for t in ax.texts)
+    with pytest.raises(ValueError, match="x is one of"):
+        plotting.loss_curves(runs, x="epoch")
+
+
+def test_every_figure_function_draws_its_table(tmp_path):
+    regularizer = pd.DataFrame({
+        "rates": ["0.5,0.5,1"] * 4, "sampled": ["all", "heads"] * 2, "step": [0, 0, 10, 10],
+        "R_mc": [0.1, 0.05, 0.2, 0.1], "R_mc_stderr": 0.01, "R_mc_ci_low": [0.08, 0.03, 0.18, 0.08],
+        "R_mc_ci_high": [0.12, 0.07, 0.22, 0.12], "R_predicted": [0.09, 0.04, 0.21, 0.1],
+        "R_predicted_stderr": 0.01})
+    transitions = pd.DataFrame({"boundary": [8, 28], "rates_before": ["a", "b"],
+                                "rates_after": ["b", "c"], "observed_drop": [0.1, 0.2],
+                                "observed_drop_stderr": 0.01, "delta_R": [0.05, 0.1],
+                                "delta_R_stderr": 0.01})
+    slopes = pd.DataFrame({"run": ["original", "original", "est", "est"],
+                           "loss_level": [4.0, 3.5] * 2, "slope": [0.1, 0.05, 0.2, 0.1],
+                           "ci_low": [0.05, 0.0, 0.15, 0.05], "ci_high": [0.15, 0.1, 0.25, 0.15]})
+    traces = pd.DataFrame({"step": [0, 10], "trace": [10.0, 20.0], "ci_low": [8.0, 15.0],
+                           "ci_high": [12.0, 25.0], "block:attn": [4.0, 5.0], "block:mlp": [6.0, 15.0]})
+    line = pd.DataFrame({"alpha": [-1.0, 0.0, 1.0], "loss": [2.0, 1.0, 2.0]})
+    plane = pd.DataFrame([{"alpha": a, "beta": b, "loss": 1 + a * a + b * b}
+                          for a in (-1, 0, 1) for b in (-1, 0, 1)])
+    figures = [plotting.regularizer_trajectory(regularizer), plotting.regularizer_prediction(regularizer),
+               plotting.transition_drops(transitions), plotting.slopes_vs_loss(slopes),
+               plotting.trace_bars(traces), plotting.landscape_1d({"est": line}),
+               plotting.landscape_2d(plane)]
+    assert all(isinstance(f, Figure) for f in figures)
+    assert len(figures[4].axes) == 2  # per-block shares beside the totals
+    written = plotting.save(figures[0], tmp_path / "sub" / "r.png")
+    assert [p.name for p in written] == ["r.png", "r.pdf"]
+    assert all(p.stat().st_size > 0 for p in written)
+
+
+def test_est_plot_renders_a_run_directory(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--steps", "12", "--out", str(run), "--no-progress"]) == 0
+    (run / "diagnostics").mkdir()
+    pd.DataFrame({"alpha": [-1.0, 0.0, 1.0], "loss": [2.0, 1.0, 2.0]}).to_csv(
+        run / "diagnostics" / "slice_1d.csv", index=False)
+    capsys.readouterr()
+    assert main(["plot", str(run), "--x", "step,wall"]) == 0
+    names = sorted(p.name for p in (run / "figures").iterdir())
+    assert "loss_val_vs_wall.pdf" in names and "run_slice_1d.png" in names
+    assert main(["plot", str(run), "--x", "epoch"]) == 2
+    assert "unknown axis 'epoch'" in capsys.readouterr().err
