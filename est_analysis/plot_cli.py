@@ -17,7 +17,8 @@ PLOT_EXAMPLES = """examples:
 
 # diagnostics/<name>.csv in a run directory -> the figure drawn from it
 DIAGNOSTIC_FIGURES = {
-    "regularizer": "regularizer_trajectory", "transitions": "transition_drops",
+    "regularizer": "regularizer_trajectory", "regularizer_final": "regularizer_prediction",
+    "transitions": "transition_drops",
     "dynamics": "slopes_vs_loss", "curvature": "trace_bars", "slice_1d": "landscape_1d",
     "slice_2d": "landscape_2d", "interpolation": "landscape_1d",
 }
@@ -30,6 +31,7 @@ def add_plot_parser(sub: argparse._SubParsersAction) -> None:
                                    "against each --x axis, stages shaded and labelled, runs with "
                                    "the same label drawn as a mean with a +-1 std seed band; and, "
                                    "for each run, a figure per diagnostics/<name>.csv it holds "
+                                   "(and the runs' Hessian traces together) "
                                    f"({', '.join(DIAGNOSTIC_FIGURES)}; written by `est diagnose` "
                                    "/ `est landscape` with --csv).")
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
@@ -71,6 +73,11 @@ def cmd_plot(args: argparse.Namespace) -> None:
             if table_path.exists():
                 figure = getattr(plotting, function)(_diagnostic_table(name, table_path))
                 written += plotting.save(figure, out / f"{label}_{name}")
+    curvature = {label: pd.read_csv(run / "diagnostics" / "curvature.csv")
+                 for label, run in zip(labels, args.runs)
+                 if (run / "diagnostics" / "curvature.csv").exists()}
+    if len(curvature) > 1:
+        written += plotting.save(plotting.trace_trajectories(curvature), out / "curvature")
     for path in written:
         print(path)
 

@@ -4,11 +4,11 @@ library) and returns a matplotlib Figure; `save` writes it as PNG and PDF."""
 from est_analysis.plotting.curves import comparison_figure, draw_loss_curves, loss_curves, shade_stages
 from est_analysis.plotting.diagnostics import (regularizer_prediction, regularizer_trajectory,
                                                slopes_vs_loss, spectral_density, trace_bars,
-                                               transition_drops)
+                                               trace_trajectories, transition_drops)
 from est_analysis.plotting.landscape import landscape_1d, landscape_2d
 from est_analysis.plotting.style import METHOD_COLORS, color_for, new_figure, save
 
 __all__ = ["METHOD_COLORS", "color_for", "comparison_figure", "draw_loss_curves", "landscape_1d",
            "landscape_2d", "loss_curves", "new_figure", "regularizer_prediction",
            "regularizer_trajectory", "save", "shade_stages", "slopes_vs_loss", "spectral_density",
-           "trace_bars", "transition_drops"]
+           "trace_bars", "trace_trajectories", "transition_drops"]

@@ -105,6 +105,20 @@ def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None) -> 
     return fig
 
 
+def trace_trajectories(tables: dict[str, pd.DataFrame]) -> plt.Figure:
+    """Hessian trace against step with its 95 % CI band, one line per run
+    (`curvature_trajectory` outputs): does EST keep a smaller trace to the end (section 5.2)?"""
+    fig, (ax,) = new_figure()
+    for i, (label, table) in enumerate(tables.items()):
+        color = color_for(label, i)
+        ax.plot(table["step"], table["trace"], "o-", ms=3, color=color, label=label)
+        ax.fill_between(table["step"], table["ci_low"], table["ci_high"], color=color, alpha=0.2, lw=0)
+    ax.set_xlabel("step")
+    ax.set_ylabel("Tr(H) (95 % CI)")
+    ax.legend()
+    return fig
+
+
 def spectral_density(density, points: int = 1000) -> plt.Figure:
     """Smoothed Hessian eigenvalue density from SLQ (`est_analysis.hessian.SpectralDensity`),
     on a log scale as in Ghorbani et al. (2019) and pyhessian."""

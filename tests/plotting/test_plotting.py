@@ -58,7 +58,7 @@ def test_every_figure_function_draws_its_table(tmp_path):
     figures = [plotting.regularizer_trajectory(regularizer), plotting.regularizer_prediction(regularizer),
                plotting.transition_drops(transitions), plotting.slopes_vs_loss(slopes),
                plotting.trace_bars(traces), plotting.landscape_1d({"est": line}),
-               plotting.landscape_2d(plane)]
+               plotting.landscape_2d(plane), plotting.trace_trajectories({"est": traces})]
     assert all(isinstance(f, Figure) for f in figures)
     assert len(figures[4].axes) == 2  # per-block shares beside the totals
     written = plotting.save(figures[0], tmp_path / "sub" / "r.png")
