@@ -207,15 +207,14 @@ def second_order_gap(model: Decoder, batches: list[Batch], kind: str, rate: floa
     model.eval()
     values = []
     for _ in tqdm(range(probes), disable=not progress, desc=f"second order, {kind}", unit="probe"):
-        eps = torch.zeros((), device=device, requires_grad=True)
-        weights = [eps * _unit_weights(n_units * group, group, generator).to(device)
-                   for _ in modules]
+        directions = [_unit_weights(n_units * group, group, generator).to(device) for _ in modules]
         curvature = 0.0
-        with _unit_offsets(modules, weights):
-            for x, y in batches:
+        for x, y in batches:  # a fresh eps per batch: each double backward frees its graph
+            eps = torch.zeros((), device=device, requires_grad=True)
+            with _unit_offsets(modules, [eps * z for z in directions]):
                 (slope,) = torch.autograd.grad(_batch_loss(model, x, y), eps, create_graph=True)
                 (second,) = torch.autograd.grad(slope, eps)
-                curvature += second.item() / len(batches)
+            curvature += second.item() / len(batches)
         values.append(0.5 * factor * curvature)
     mean, stderr, low, high = _interval(values)
     return SecondOrderPrediction(kind, rate, mean, stderr, low, high, probes)

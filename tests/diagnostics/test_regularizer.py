@@ -46,6 +46,14 @@ def test_full_rates_add_no_regularizer_and_estimates_are_seeded(trained):
     assert regularizer_gap(model, batches, (0.5, 0.5, 1), samples=3, seed=8) != first
 
 
+def test_several_batches_average_the_per_batch_predictions(est_run):
+    run = load_run(est_run)
+    first, second = run.batches("val", 2)
+    both = second_order_gap(run.model, [first, second], "neurons", 0.5, probes=2).prediction
+    apart = [second_order_gap(run.model, [b], "neurons", 0.5, probes=2).prediction for b in (first, second)]
+    assert both == pytest.approx(sum(apart) / 2, rel=1e-6)
+
+
 def test_table_sums_the_kinds_predictions_for_joint_sampling(trained):
     model, batches = trained
     table = regularizer_table(model, batches, [(0.5, 0.5, 1), (0.5, 0.5, 0.5)], samples=3, probes=2)
