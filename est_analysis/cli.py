@@ -19,6 +19,7 @@ from est_analysis.methods import METHODS
 from est_analysis.methods.base import parse_option_pairs
 from est_analysis.plot_cli import add_plot_parser
 from est_analysis.recipes import SCALES
+from est_analysis.repro_cli import add_repro_parser
 
 # the main job: a few minutes on 2 CPU cores at the cpu scale
 COMPARE_STEPS, COMPARE_EVAL_EVERY = 200, 25
@@ -222,6 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_diagnose_parser(sub)
     add_landscape_parser(sub)
     add_plot_parser(sub)
+    add_repro_parser(sub)
 
     p = sub.add_parser("list", help="show schedule presets, model configs and scales")
     p.add_argument("--json", action="store_true", help="print as JSON")

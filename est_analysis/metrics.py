@@ -27,6 +27,9 @@ class MetricsLog:
         writer.writeheader()
         writer.writerows(kept)
         atomic_write_text(self.path, buffer.getvalue())
+        # the last validation loss of the kept rows: a run resumed at its end reports it
+        self.last_val_loss = next((float(r["val_loss"]) for r in reversed(kept) if r["val_loss"]),
+                                  float("nan"))
         self._file = self.path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
 

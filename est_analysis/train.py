@@ -225,7 +225,7 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: D
         start, wall, cum_flops = state["step"], state["wall_s"], state["cum_flops"]
         torch.set_rng_state(state["rng_cpu"])
     context.barrier()  # every rank has read the run directory before rank 0 writes to it
-    log = None
+    log, val_loss = None, float("nan")
     if context.is_main:
         out.mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", yaml.safe_dump(
@@ -233,10 +233,10 @@ def _train(cfg: TrainConfig, out: Path, resume: bool, progress: bool, context: D
              "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
              "world_size": context.world_size}, sort_keys=False))
         log = MetricsLog(metrics_path, keep_steps_before=start)
+        val_loss = log.last_val_loss
     val_batches = fixed_batches(data.val, cfg.eval_batches, cfg.batch_size, cfg.seq_len)
     to_eval = eval_steps(cfg, schedule.boundaries)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
-    val_loss = float("nan")
     _warm_up(model, val_batches[0], device)  # before DDP: its gradient hooks see every backward
     # DDP must be told when layers are skipped (their parameters get no gradient that step)
     wrap = lambda m: (DistributedDataParallel(m, find_unused_parameters=policy.skips_layers)  # noqa: E731

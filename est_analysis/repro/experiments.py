@@ -1,0 +1,87 @@
+"""Experiment groups as YAML (`paper_repro/configs/<table>.yaml`): the rows of a table, each a
+method and schedule preset trained with a number of seeds that depends on the scale.
+
+    rows:   [{label, method, preset, seeds: main|extra, method_options: {...}}]
+    scales: {smoke|cpu|paper: {seeds: {main: N, extra: M}, train: {TrainConfig overrides},
+                               hessian: {...}}}
+
+Runs are identified by (scale, method, preset, options, seed, overrides), not by table, so
+Table 3 and Table 5 reuse Table 2's Original and EST runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from est_analysis.recipes import SCALES
+from est_analysis.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG_DIR = REPO / "paper_repro" / "configs"
+TABLES = ("table2", "table3", "table4", "table5", "walltime")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run of a table row."""
+
+    label: str
+    config: TrainConfig
+
+    @property
+    def key(self) -> str:
+        """Directory name: method-preset, a short hash of anything else that matters, seed."""
+        c = self.config
+        extra = {k: v for k, v in dataclasses.asdict(c).items()
+                 if k not in ("method", "preset", "scale", "seed", "device", "threads", "ckpt_every",
+                              "snapshot_every") and v != getattr(TrainConfig(), k)}
+        readable = "".join(f"_{k}{v}" for k, v in sorted(extra.items()))
+        suffix = (readable if len(readable) <= 40 and "/" not in readable
+                  else f"_{hashlib.sha1(json.dumps(extra, sort_keys=True).encode()).hexdigest()[:8]}")
+        return f"{c.method}-{c.preset}{suffix}/seed{c.seed}"
+
+
+@dataclass
+class Experiment:
+    table: str
+    scale: str
+    description: str
+    runs: list[RunSpec]
+    settings: dict[str, Any] = field(default_factory=dict)  # e.g. hessian, walltime
+
+
+def load_experiment(table: str, scale: str, seeds: int | None = None,
+                    config_dir: Path = CONFIG_DIR) -> Experiment:
+    """The runs of `table` at `scale`; `seeds` overrides the number of seeds of the rows marked
+    `main` (the Original-vs-EST comparisons)."""
+    if table not in TABLES:
+        raise ValueError(f"unknown table {table!r}; choose one of {TABLES}")
+    if scale not in SCALES:
+        raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
+    if seeds is not None and seeds < 1:
+        raise ValueError(f"--seeds {seeds} must be at least 1")
+    path = config_dir / f"{table}.yaml"
+    if not path.exists():
+        raise ValueError(f"{path} is missing: the experiment configs live in paper_repro/configs")
+    spec = yaml.safe_load(path.read_text())
+    if table == "walltime":
+        return Experiment(table, scale, spec["description"], [], {"walltime": spec["walltime"][scale]})
+    at_scale = spec["scales"][scale]
+    counts = dict(at_scale["seeds"])
+    if seeds is not None:
+        counts["main"] = seeds
+    runs = []
+    for row in spec["rows"]:
+        for seed in range(counts[row.get("seeds", "main")]):
+            config = TrainConfig(method=row["method"], preset=row["preset"], scale=scale, seed=seed,
+                                 method_options=row.get("method_options"), **at_scale.get("train", {}))
+            runs.append(RunSpec(row["label"], config))
+    settings = {"hessian": spec.get("hessian", {}) | at_scale.get("hessian", {})} if "hessian" in spec else {}
+    return Experiment(table, scale, spec["description"], runs, settings)

@@ -1,0 +1,158 @@
+"""`est repro`: train (or reuse) every run of a table, evaluate it, and write
+`paper_repro/results/<table>.csv` with one row per run and its provenance.
+
+Resumable: a run with a summary.json is finished and only re-read; an interrupted one resumes
+from its checkpoint; results of other scales in the CSV are kept. Provenance is recorded when a
+run finishes (`provenance.json`: commit, config hash, machine, torch), so a row always names
+the code that trained it, not the code that assembled the table.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from est_analysis.io import atomic_write_text
+from est_analysis.repro.experiments import REPO, Experiment, RunSpec, load_experiment
+from est_analysis.train import train
+
+RUNS_ROOT = REPO / "paper_repro" / "runs"
+RESULTS_DIR = REPO / "paper_repro" / "results"
+
+
+def git_commit() -> str:
+    """Short commit of the working tree, '+dirty' when tracked files differ from it."""
+    try:
+        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("+dirty" if dirty else "")
+
+
+def machine(device: str) -> str:
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    return f"{os.cpu_count()}-core {platform.machine()} CPU ({platform.system()})"
+
+
+def config_hash(spec: RunSpec) -> str:
+    resolved = dataclasses.asdict(spec.config.resolved())
+    return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def ensure_trained(spec: RunSpec, out: Path, progress: bool) -> dict:
+    """Train, resume or reuse the run in `out`; its summary plus provenance."""
+    if not (out / "summary.json").exists():
+        train(spec.config, out, resume=True, progress=progress)
+        summary = json.loads((out / "summary.json").read_text())
+        provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
+                      "machine": machine(summary["device"]), "torch": torch.__version__}
+        atomic_write_text(out / "provenance.json", json.dumps(provenance, indent=2))
+    return json.loads((out / "summary.json").read_text()) | json.loads((out / "provenance.json").read_text())
+
+
+def _cached(path: Path, compute) -> dict:
+    if not path.exists():
+        atomic_write_text(path, json.dumps(compute(), indent=2))
+    return json.loads(path.read_text())
+
+
+def _hessian(out: Path, settings: dict) -> dict:
+    from est_analysis.hessian import HessianOperator, hutchpp
+    from est_analysis.runs import load_run
+
+    def compute() -> dict:
+        run = load_run(out)
+        operator = HessianOperator(run.model, run.batches(settings.get("data", "train"),
+                                                          settings["batches"]))
+        estimate = hutchpp(operator, matvecs=settings["matvecs"], seed=0)
+        return {"trace": estimate.estimate, "trace_ci_low": estimate.ci_low,
+                "trace_ci_high": estimate.ci_high, "trace_per_param": estimate.per_param,
+                "trace_loss": operator.loss, "trace_hvps": estimate.matvecs}
+    key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
+    return _cached(out / f"hessian-{key}.json", compute)
+
+
+def _proxies(out: Path) -> dict:
+    from est_analysis.repro.proxies import downstream_proxies
+    from est_analysis.runs import load_run
+
+    return _cached(out / "proxies.json", lambda: downstream_proxies(load_run(out)))
+
+
+def _row(experiment: Experiment, spec: RunSpec, out: Path, record: dict) -> dict:
+    row = {"table": experiment.table, "scale": experiment.scale, "label": spec.label,
+           "method": spec.config.method, "preset": spec.config.preset, "seed": spec.config.seed,
+           "steps": record["steps"], "model": record["model"], "params": record["params"],
+           "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
+           "train_wall_s": record["train_wall_s"]}
+    row |= _proxies(out)
+    if "hessian" in experiment.settings:
+        row |= _hessian(out, experiment.settings["hessian"])
+    row |= {"run_dir": str(out.relative_to(REPO) if out.is_relative_to(REPO) else out),
+            "commit": record["commit"], "config_hash": record["config_hash"],
+            "device": record["device"], "machine": record["machine"], "torch": record["torch"]}
+    return row
+
+
+def _with_ratios(table: pd.DataFrame) -> pd.DataFrame:
+    """FLOPs saving and wall-clock speedup against the mean of the first row's label
+    (Original) at the same scale."""
+    reference = table[table["label"] == table["label"].iloc[0]]
+    table["flops_saving"] = 1 - table["total_flops"] / reference["total_flops"].mean()
+    table["speedup"] = reference["train_wall_s"].mean() / table["train_wall_s"]
+    return table
+
+
+def _upsert(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
+    """Replace this scale's rows of the CSV at `path` by `table`, atomically."""
+    if path.exists():
+        old = pd.read_csv(path)
+        table = pd.concat([old[old["scale"] != scale], table], ignore_index=True)
+    atomic_write_text(path, table.to_csv(index=False))
+    return table
+
+
+def run_walltime(experiment: Experiment, results_dir: Path) -> pd.DataFrame:
+    """Tables 8-9 by `benchmarks/walltime.py` at the scale's models and batch sizes."""
+    settings = experiment.settings["walltime"]
+    with tempfile.TemporaryDirectory() as tmp:
+        command = [sys.executable, str(REPO / "benchmarks" / "walltime.py"), "--models",
+                   settings["models"], "--batches", str(settings["batches"]), "--seq",
+                   str(settings["seq"]), "--repeats", str(settings["repeats"]), "--out", tmp]
+        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+        table = pd.read_csv(Path(tmp) / "walltime.csv")
+    table.insert(0, "scale", experiment.scale)
+    table = table.assign(commit=git_commit(), machine=machine("cpu"), torch=torch.__version__)
+    return _upsert(results_dir / "walltime.csv", table, experiment.scale)
+
+
+def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path = RUNS_ROOT,
+              results_dir: Path = RESULTS_DIR, progress: bool = True) -> pd.DataFrame:
+    """Every run of `table` at `scale`; returns (and writes) the table's rows at that scale."""
+    experiment = load_experiment(table, scale, seeds)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    if table == "walltime":
+        return run_walltime(experiment, results_dir)
+    rows = []
+    for spec in tqdm(experiment.runs, desc=f"{table} at {scale}", unit="run", disable=not progress):
+        out = runs_root / scale / spec.key
+        record = ensure_trained(spec, out, progress)
+        rows.append(_row(experiment, spec, out, record))
+    result = _with_ratios(pd.DataFrame(rows))
+    _upsert(results_dir / f"{table}.csv", result, scale)
+    return result

@@ -1,0 +1,69 @@
+"""`est repro`: experiment configs, the resumable runner with provenance, and `all` at smoke
+scale (what CI runs)."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import est_analysis.repro.runner as runner_module
+from est_analysis.cli import main
+from est_analysis.repro import load_experiment, run_table
+
+
+def test_configs_give_three_seeds_to_the_original_vs_est_rows_at_cpu_scale():
+    table2 = load_experiment("table2", "cpu")
+    seeds = pd.DataFrame([{"label": r.label, "seed": r.config.seed} for r in table2.runs])
+    assert seeds.groupby("label")["seed"].count().to_dict() == {
+        "EST": 3, "MSG": 1, "Original": 3, "RAPTR (extra row)": 1, "Staged Training": 1}
+    assert len(load_experiment("table2", "cpu", seeds=5).runs) == 13
+    keys = {r.key for r in table2.runs}
+    # Table 3's and Table 5's Original and EST are Table 2's runs
+    for table in ("table3", "table5"):
+        shared = {r.key for r in load_experiment(table, "cpu").runs if r.label in ("Original", "EST")}
+        assert shared <= keys
+    llama = load_experiment("table4", "smoke").runs[0].config.resolved()
+    assert llama.model == "llama-smoke"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("table9", "cpu"), "unknown table"), (("table2", "huge"), "unknown scale"),
+    (("table2", "cpu", 0), "at least 1"),
+])
+def test_bad_experiment_requests_are_named(args, message):
+    with pytest.raises(ValueError, match=message):
+        load_experiment(*args)
+
+
+def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(tmp_path, monkeypatch, capsys):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    assert main(["repro", "all", "--scale", "smoke", "--runs-root", str(runs), "--results-dir",
+                 str(results), "--no-progress", "--json"]) == 0
+    tables = json.loads(capsys.readouterr().out)
+    assert set(tables) == {"table2", "table3", "table4", "table5", "walltime"}
+    table2 = pd.read_csv(results / "table2.csv")
+    assert list(table2["label"]) == ["Original", "Staged Training", "MSG", "EST", "RAPTR (extra row)"]
+    for column in ("commit", "config_hash", "seed", "train_wall_s", "machine", "device", "torch",
+                   "ood_loss", "next_token_acc", "last_word_acc"):
+        assert table2[column].notna().all(), column
+    assert table2.loc[table2.label == "EST", "flops_saving"].item() > 0.2
+    assert pd.read_csv(results / "table5.csv")["trace"].notna().all()
+    assert {"part", "variant"} <= set(pd.read_csv(results / "walltime.csv").columns)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(runner_module, "train", no_training)
+    again = run_table("table2", "smoke", runs_root=runs, results_dir=results, progress=False)
+    pd.testing.assert_frame_equal(again, table2, check_dtype=False)
+
+
+def test_an_interrupted_run_resumes_and_other_scales_are_kept(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    results.mkdir()
+    pd.DataFrame([{"scale": "cpu", "label": "Original", "seed": 0}]).to_csv(results / "table4.csv", index=False)
+    first = run_table("table4", "smoke", runs_root=runs, results_dir=results, progress=False)
+    run_dir = runs / "smoke" / load_experiment("table4", "smoke").runs[1].key
+    (run_dir / "summary.json").unlink()  # as if killed after its last checkpoint
+    second = run_table("table4", "smoke", runs_root=runs, results_dir=results, progress=False)
+    assert second["final_val_loss"].tolist() == first["final_val_loss"].tolist()
+    assert sorted(pd.read_csv(results / "table4.csv")["scale"]) == ["cpu", "smoke", "smoke"]
