@@ -13,6 +13,7 @@ REPRO_EXAMPLES = """examples:
   est repro table2 --scale cpu                    # Original/EST x3 seeds, Staged, MSG, RAPTR
   est repro table3 --scale cpu --seeds 5          # more seeds for the Original-vs-EST rows
   est repro walltime --scale cpu                  # Tables 8-9 (benchmarks/walltime.py)
+  est repro claims --scale cpu --markdown         # C1-C8 judged from the results (README table)
 Interrupted? Run the same command again: finished runs are reused, the others resume.
 """
 
@@ -25,7 +26,9 @@ def add_repro_parser(sub: argparse._SubParsersAction) -> None:
                                    "write paper_repro/results/<table>.csv, one row per run with "
                                    "its provenance (commit, config hash, seed, wall time, "
                                    "machine, torch). Runs live in paper_repro/runs/<scale>/.")
-    p.add_argument("table", choices=(*TABLES, "all"), help="which table, or all")
+    p.add_argument("table", choices=(*TABLES, "all", "claims"),
+                   help="which table, all of them, or claims: the verdicts on C1-C8 from the "
+                        "results already produced")
     p.add_argument("--scale", choices=("smoke", "cpu", "paper"), default="smoke",
                    help="(default %(default)s)")
     p.add_argument("--seeds", type=int, help="seeds of the Original-vs-EST rows (default: the "
@@ -34,12 +37,26 @@ def add_repro_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results-dir", type=Path, help="where CSVs go (default paper_repro/results)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--markdown", action="store_true", help="claims: print a Markdown table")
     p.set_defaults(func=cmd_repro)
 
 
 def cmd_repro(args: argparse.Namespace) -> None:
     from est_analysis.repro.runner import RESULTS_DIR, RUNS_ROOT, run_table
 
+    if args.table == "claims":
+        from est_analysis.repro.report import claims_at
+
+        verdicts = claims_at(args.scale, args.results_dir, args.runs_root)
+        if args.json:
+            print(verdicts.to_json(orient="records"))
+        elif args.markdown:
+            print("| claim | paper | measured | verdict |\n|---|---|---|---|")
+            for row in verdicts.itertuples():
+                print(f"| {row.claim} | {row.paper} | {row.measured} | **{row.verdict}** |")
+        else:
+            print(verdicts.to_string(index=False))
+        return
     tables = TABLES if args.table == "all" else (args.table,)
     results = {}
     for table in tables:

@@ -10,3 +10,15 @@ def _isolated_cache(tmp_path_factory):
     os.environ["EST_CACHE_DIR"] = str(tmp_path_factory.mktemp("est-cache"))
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture(scope="session")
+def smoke_repro(tmp_path_factory):
+    """`est repro all --scale smoke` once per test session: (runs root, results directory)."""
+    from est_analysis.cli import main
+
+    root = tmp_path_factory.mktemp("repro")
+    runs, results = root / "runs", root / "results"
+    assert main(["repro", "all", "--scale", "smoke", "--runs-root", str(runs), "--results-dir",
+                 str(results), "--no-progress"]) == 0
+    return runs, results

@@ -35,10 +35,10 @@ def test_bad_experiment_requests_are_named(args, message):
         load_experiment(*args)
 
 
-def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(tmp_path, monkeypatch, capsys):
-    runs, results = tmp_path / "runs", tmp_path / "results"
+def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(smoke_repro, monkeypatch, capsys):
+    runs, results = smoke_repro
     assert main(["repro", "all", "--scale", "smoke", "--runs-root", str(runs), "--results-dir",
-                 str(results), "--no-progress", "--json"]) == 0
+                 str(results), "--no-progress", "--json"]) == 0  # everything reused
     tables = json.loads(capsys.readouterr().out)
     assert set(tables) == {"table2", "table3", "table4", "table5", "walltime"}
     table2 = pd.read_csv(results / "table2.csv")
@@ -67,3 +67,15 @@ def test_an_interrupted_run_resumes_and_other_scales_are_kept(tmp_path):
     second = run_table("table4", "smoke", runs_root=runs, results_dir=results, progress=False)
     assert second["final_val_loss"].tolist() == first["final_val_loss"].tolist()
     assert sorted(pd.read_csv(results / "table4.csv")["scale"]) == ["cpu", "smoke", "smoke"]
+
+
+def test_claims_are_judged_from_the_smoke_results(smoke_repro, capsys):
+    runs, results = smoke_repro
+    assert main(["repro", "claims", "--scale", "smoke", "--runs-root", str(runs),
+                 "--results-dir", str(results), "--json"]) == 0
+    verdicts = pd.DataFrame(json.loads(capsys.readouterr().out))
+    assert sorted(set(verdicts["claim"])) == [f"C{i}" for i in range(1, 9)]
+    assert "not measured" not in set(verdicts["verdict"])  # every claim has its inputs
+    assert main(["repro", "claims", "--scale", "cpu", "--results-dir", str(results),
+                 "--runs-root", str(runs), "--json"]) == 0  # no cpu results there
+    assert set(pd.DataFrame(json.loads(capsys.readouterr().out))["verdict"]) == {"not measured"}

@@ -1,0 +1,104 @@
+"""What the notebooks show: a table's measured rows at a scale (produced on the spot at smoke
+scale when missing), summarized over seeds as mean +- std, beside the paper's numbers, which
+come from `paper_repro/paper_tables.csv` and are labelled as the paper's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from est_analysis.repro.experiments import REPO
+from est_analysis.repro.runner import RESULTS_DIR, RUNS_ROOT, run_table
+
+PAPER_TABLES = REPO / "paper_repro" / "paper_tables.csv"
+
+
+def measured(table: str, scale: str, results_dir: Path | None = None,
+             runs_root: Path | None = None) -> pd.DataFrame:
+    """The runner's rows of `table` at `scale`. Missing smoke results are produced here (a few
+    minutes); missing larger scales are an error naming the command that produces them."""
+    results_dir, runs_root = results_dir or RESULTS_DIR, runs_root or RUNS_ROOT
+    path = results_dir / f"{table}.csv"
+    rows = pd.read_csv(path) if path.exists() else pd.DataFrame({"scale": []})
+    rows = rows[rows["scale"] == scale]
+    if rows.empty:
+        if scale != "smoke":
+            raise FileNotFoundError(f"no {table} results at scale {scale} in {path}: run "
+                                    f"`est repro {table} --scale {scale}` first")
+        rows = run_table(table, scale, runs_root=runs_root, results_dir=results_dir, progress=False)
+    return rows.reset_index(drop=True)
+
+
+def paper_numbers(table: str) -> pd.DataFrame:
+    """The paper's reported values for `table`: one row per label, one column per metric."""
+    numbers = pd.read_csv(PAPER_TABLES)
+    numbers = numbers[numbers["table"] == table]
+    return numbers.pivot(index="label", columns="metric", values="value")
+
+
+def summarize(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
+    """Per label (in table order): 'mean +- std (n)' of each metric."""
+    order = list(dict.fromkeys(rows["label"]))
+    groups = rows.groupby("label")
+
+    def cell(values: pd.Series) -> str:
+        values = values.dropna()
+        if len(values) > 1:
+            return f"{values.mean():.4g} ± {values.std():.2g} (n={len(values)})"
+        return f"{values.mean():.4g} (n=1)" if len(values) else ""
+    return pd.DataFrame({m: groups[m].apply(cell) for m in metrics}).loc[order]
+
+
+def side_by_side(table: str, rows: pd.DataFrame, pairs: dict[str, str]) -> pd.DataFrame:
+    """Ours next to the paper's: `pairs` maps our column to the paper's metric; the columns
+    are labelled 'ours: ...' and 'paper: ...'."""
+    ours = summarize(rows, list(pairs)).rename(columns=lambda c: f"ours: {c}")
+    paper = paper_numbers(table).reindex(ours.index)
+    columns = {}
+    for our, their in pairs.items():
+        columns[f"ours: {our}"] = ours[f"ours: {our}"]
+        if their in paper:
+            columns[f"paper: {their}"] = paper[their]
+    return pd.DataFrame(columns)
+
+
+def run_dirs(rows: pd.DataFrame, label: str) -> list[Path]:
+    """The run directories of every seed of `label`."""
+    return [Path(d) if Path(d).is_absolute() else REPO / d
+            for d in rows.loc[rows["label"] == label, "run_dir"]]
+
+
+def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int = 2
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """C3 and C4 from Table 2's runs: the transition table of every EST seed, the slopes of EST's
+    stage 3 and of Original binned by loss level, and their ratio."""
+    from est_analysis.diagnostics import (loss_slopes, slope_ratio, slopes_at_equal_loss,
+                                          transition_table)
+
+    transitions = pd.concat([transition_table(d, samples, window=10, batches=batches).assign(run=d.name)
+                             for d in run_dirs(table2, "EST")], ignore_index=True)
+    window = max(5, int(table2["steps"].iloc[0]) // 20)
+    slopes = {label: pd.concat([loss_slopes(pd.read_csv(d / "metrics.csv"), window,
+                                            stage=3 if label == "EST" else None)
+                                for d in run_dirs(table2, label)])
+              for label in ("Original", "EST")}
+    binned = slopes_at_equal_loss(slopes, bins=4)
+    return transitions, binned, slope_ratio(binned, "EST", "Original")
+
+
+def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | None = None
+              ) -> pd.DataFrame:
+    """Every claim judged from the results at `scale` (tables that are missing: not measured)."""
+    from est_analysis.repro.claims import judge_claims
+
+    tables = {}
+    for table in ("table2", "table3", "table5"):
+        try:
+            tables[table] = measured(table, scale, results_dir, runs_root)
+        except FileNotFoundError:
+            tables[table] = None
+    transitions, slope = None, None
+    if tables["table2"] is not None:
+        transitions, _, slope = transitions_and_slopes(tables["table2"])
+    return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope)
