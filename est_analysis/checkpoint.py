@@ -17,6 +17,11 @@ def snapshot_path(run_dir: str | Path, step: int) -> Path:
     return Path(run_dir) / SNAPSHOT_DIR / f"step_{step:07d}.pt"
 
 
+def snapshot_step(path: Path) -> int:
+    """The step of a snapshot file, from its name (step_0001000.pt -> 1000)."""
+    return int(path.stem.removeprefix("step_"))
+
+
 def snapshots(run_dir: str | Path) -> list[Path]:
     """The run's snapshots in step order (a clear error when it kept none)."""
     found = sorted((Path(run_dir) / SNAPSHOT_DIR).glob("step_*.pt"))

@@ -72,6 +72,7 @@ def add_diagnose_parser(sub: argparse._SubParsersAction) -> None:
     cur.add_argument("--matvecs", type=int, default=30,
                      help="Hessian-vector products per snapshot (default 30)")
     cur.add_argument("--by-block", action="store_true", help="also trace per block")
+    cur.add_argument("--steps", help="comma-separated snapshot steps (default: every snapshot)")
     cur.set_defaults(func=cmd_curvature)
 
     for q, batches in ((reg, 4), (tr, 4), (cur, 2)):
@@ -167,5 +168,9 @@ def cmd_curvature(args: argparse.Namespace) -> None:
     from est_analysis.diagnostics import curvature_trajectory
 
     _check_positive(args, "matvecs", "batches")
+    try:
+        steps = [int(s) for s in args.steps.split(",")] if args.steps else None
+    except ValueError:
+        raise ValueError(f"--steps {args.steps!r}: expected integers separated by commas") from None
     _emit(args, curvature_trajectory(args.run, args.matvecs, args.batches, args.seed,
-                                     args.by_block, progress=not args.no_progress))
+                                     args.by_block, steps, progress=not args.no_progress))

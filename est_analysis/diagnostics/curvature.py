@@ -8,17 +8,27 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from est_analysis.checkpoint import snapshots
+from est_analysis.checkpoint import snapshot_step, snapshots
 from est_analysis.hessian.operator import HessianOperator
 from est_analysis.hessian.trace import hutchpp
 from est_analysis.runs import load_run
 
 
 def curvature_trajectory(run_dir: str | Path, matvecs: int = 30, batches: int = 2, seed: int = 0,
-                         by_block: bool = False, progress: bool = False) -> pd.DataFrame:
-    """One row per snapshot: step, trace estimate, its CI, trace per parameter."""
+                         by_block: bool = False, steps: list[int] | None = None,
+                         progress: bool = False) -> pd.DataFrame:
+    """One row per snapshot (or per snapshot at `steps`): step, trace estimate, its CI, trace
+    per parameter."""
+    paths = snapshots(run_dir)
+    if steps is not None:
+        available = {snapshot_step(p): p for p in paths}
+        missing = sorted(set(steps) - set(available))
+        if missing:
+            raise ValueError(f"{run_dir} has no snapshot at steps {missing}; it has "
+                             f"{sorted(available)}")
+        paths = [available[s] for s in sorted(set(steps))]
     rows = []
-    for path in tqdm(snapshots(run_dir), disable=not progress, desc="snapshots", unit="snapshot"):
+    for path in tqdm(paths, disable=not progress, desc="snapshots", unit="snapshot"):
         run = load_run(path)
         operator = HessianOperator(run.model, run.batches("val", batches))
         estimate = hutchpp(operator, matvecs=matvecs, seed=seed, by_block=by_block)

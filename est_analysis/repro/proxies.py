@@ -23,27 +23,57 @@ from est_analysis.runs import TrainedRun
 SENTENCE_END = (".", "!", "?", ";")
 
 
-def _last_word_targets(run: TrainedRun, passages: int) -> list[tuple[int, int]]:
-    """(start, end) token spans of sentence-final words in the validation split, evenly spread,
-    each with at least one full context window before it."""
-    tokens, tokenizer = np.asarray(run.data.val), run.data.tokenizer
-    pieces = [tokenizer.id_to_token(int(t)) or "" for t in range(tokenizer.get_vocab_size())]
-    context = run.config.seq_len
-    spans = []
-    start = None
-    for i in range(context, len(tokens) - 1):
+def _word_spans(tokens: np.ndarray, pieces: list[str], eot: int, passages: bool
+                ) -> list[tuple[int, int]]:
+    """(start, end) token spans of target words: sentence-final words of at least 4 letters
+    (`passages=False`), or the last word of every passage, i.e. before each end-of-text token
+    (`passages=True`, the LAMBADA protocol)."""
+    spans, start = [], None
+    for i in range(1, len(tokens)):
         piece = pieces[tokens[i]]
         if piece.startswith("Ġ") and piece[1:].isalpha():
             start = i  # a word starts here
         elif start is not None and not piece.isalpha():
             word = "".join(pieces[t] for t in tokens[start:i])[1:]
-            if piece[:1] in SENTENCE_END and len(word) >= 4 and word.isalpha():
+            if passages and tokens[i] == eot and word.isalpha():
+                spans.append((start, i))
+            elif not passages and piece[:1] in SENTENCE_END and len(word) >= 4 and word.isalpha():
                 spans.append((start, i))
             start = None
-    if not spans:
-        raise ValueError("the validation split holds no sentence-final words for last_word_acc")
-    keep = np.linspace(0, len(spans) - 1, min(passages, len(spans))).round().astype(int)
-    return [spans[k] for k in sorted(set(keep))]
+    return spans
+
+
+def last_word_accuracy(run: TrainedRun, corpus: str = "val", passages: int = 256) -> tuple[float, int]:
+    """Share of target words whose every token the model predicts greedily, from the preceding
+    context (at most the run's sequence length; within the passage for a passage corpus).
+    `corpus="val"`: sentence-final words of the validation split (the proxy). A path to a
+    JSONL file with one {"text": passage} per line (e.g. LAMBADA's test set, where available
+    locally): the last word of each passage, as LAMBADA is scored."""
+    model = run.model.eval()
+    device = next(model.parameters()).device
+    tokenizer = run.data.tokenizer
+    tokens = np.asarray(run.data.val if corpus == "val" else run.data.encode_other(corpus), dtype=np.int64)
+    pieces = [tokenizer.id_to_token(t) or "" for t in range(tokenizer.get_vocab_size())]
+    eot = int(tokens[-1])  # every document ends with the end-of-text token
+    spans = _word_spans(tokens, pieces, eot, passages=corpus != "val")
+    boundaries = np.flatnonzero(tokens == eot)
+    windows = []
+    for start, end in spans:
+        passage_start = 0 if corpus == "val" else int(boundaries[boundaries < start].max(initial=-1)) + 1
+        first = max(passage_start, end - run.config.seq_len)
+        if start - first >= 1:  # at least one token of context
+            windows.append((first, start, end))
+    if not windows:
+        raise ValueError(f"no target words found in {corpus!r} for the last-word accuracy")
+    keep = np.linspace(0, len(windows) - 1, min(passages, len(windows))).round().astype(int)
+    correct = 0
+    with torch.no_grad():
+        for k in sorted(set(keep)):
+            first, start, end = windows[k]
+            window = torch.as_tensor(tokens[first:end], device=device)
+            predicted = model(window[None, :-1]).argmax(-1)[0]
+            correct += bool((predicted[start - first - 1:] == window[start - first:]).all())
+    return correct / len(set(keep)), len(set(keep))
 
 
 @torch.no_grad()
@@ -63,16 +93,5 @@ def downstream_proxies(run: TrainedRun, batches: int = 8, passages: int = 256,
         results[f"{name}_loss"] = float(np.mean(losses))
         if name == "val":
             results["next_token_acc"] = hits / count
-    tokens = torch.as_tensor(np.asarray(run.data.val, dtype=np.int64))
-    spans = _last_word_targets(run, passages)
-    correct = 0
-    for first in range(0, len(spans), 32):  # windows ending with the word, 32 at a time
-        chunk = spans[first:first + 32]
-        windows = torch.stack([tokens[end - run.config.seq_len:end] for _, end in chunk]).to(device)
-        predicted = model(windows[:, :-1]).argmax(-1)
-        for row, (start, end) in enumerate(chunk):
-            width = end - start
-            correct += bool((predicted[row, -width:] == windows[row, -width:]).all())
-    results["last_word_acc"] = correct / len(spans)
-    results["last_word_passages"] = len(spans)
+    results["last_word_acc"], results["last_word_passages"] = last_word_accuracy(run, "val", passages)
     return results

@@ -12,3 +12,11 @@ def test_trajectory_traces_every_snapshot(est_run):
     run = load_run(snapshots(est_run)[2])
     direct = hutchpp(HessianOperator(run.model, run.batches("val", 1)), matvecs=6)
     assert table.iloc[2]["trace"] == direct.estimate
+
+
+def test_trajectory_at_chosen_steps(est_run):
+    import pytest
+
+    assert list(curvature_trajectory(est_run, matvecs=6, batches=1, steps=[60, 0])["step"]) == [0, 60]
+    with pytest.raises(ValueError, match="no snapshot at steps \\[5\\]"):
+        curvature_trajectory(est_run, steps=[5])
