@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
-from est_analysis.io import atomic_write_text
+from est_analysis.table_output import emit_table
 
 DIAGNOSE_EXAMPLES = """examples:
   est diagnose regularizer --checkpoint runs/est                    # R at each stage's rates
@@ -91,19 +90,6 @@ def _check_positive(args: argparse.Namespace, *names: str) -> None:
             raise ValueError(f"--{name.replace('_', '-')} {value} must be a positive integer")
 
 
-def _emit(args: argparse.Namespace, table: pd.DataFrame, summary: dict | None = None) -> None:
-    """Print `table` (and `summary`) as text or JSON; write it to --csv atomically."""
-    if args.csv:
-        atomic_write_text(args.csv, table.to_csv(index=False))
-    if args.json:
-        records = json.loads(table.to_json(orient="records"))
-        print(json.dumps({"table": records} | (summary or {})))
-        return
-    print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    for key, value in (summary or {}).items():
-        print(f"{key}: {value}")
-
-
 def cmd_regularizer(args: argparse.Namespace) -> None:
     from est_analysis.diagnostics import regularizer_table, regularizer_trajectory
     from est_analysis.runs import load_run, stage_rates
@@ -126,19 +112,19 @@ def cmd_regularizer(args: argparse.Namespace) -> None:
             raise ValueError(f"--trajectory needs a run directory, not {args.checkpoint}")
         table = regularizer_trajectory(args.checkpoint, rates, args.samples, args.batches,
                                        args.seed, second_order, args.probes, progress)
-        _emit(args, table)
+        emit_table(args, table)
         return
     run = load_run(args.checkpoint)
     table = regularizer_table(run.model, run.batches("val", args.batches), rates, args.samples,
                               args.probes, second_order, args.seed, progress)
-    _emit(args, table.assign(step=run.step))
+    emit_table(args, table.assign(step=run.step))
 
 
 def cmd_transitions(args: argparse.Namespace) -> None:
     from est_analysis.diagnostics import transition_table
 
     _check_positive(args, "samples", "window", "batches")
-    _emit(args, transition_table(args.run, args.samples, args.window, args.batches, args.seed,
+    emit_table(args, transition_table(args.run, args.samples, args.window, args.batches, args.seed,
                                  progress=not args.no_progress))
 
 
@@ -161,7 +147,7 @@ def cmd_dynamics(args: argparse.Namespace) -> None:
     table = slopes_at_equal_loss(slopes, args.bins)
     ratios = {f"slope_ratio {label} / {labels[0]}": slope_ratio(table, label, labels[0])
               for label in labels[1:]}
-    _emit(args, table, ratios)
+    emit_table(args, table, ratios)
 
 
 def cmd_curvature(args: argparse.Namespace) -> None:
@@ -172,5 +158,5 @@ def cmd_curvature(args: argparse.Namespace) -> None:
         steps = [int(s) for s in args.steps.split(",")] if args.steps else None
     except ValueError:
         raise ValueError(f"--steps {args.steps!r}: expected integers separated by commas") from None
-    _emit(args, curvature_trajectory(args.run, args.matvecs, args.batches, args.seed,
+    emit_table(args, curvature_trajectory(args.run, args.matvecs, args.batches, args.seed,
                                      args.by_block, steps, progress=not args.no_progress))

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from est_analysis.checkpoint_options import add_checkpoint_options, load_checkpoint_batches
-from est_analysis.io import atomic_write_text
+from est_analysis.table_output import emit_table
 
 LANDSCAPE_EXAMPLES = """examples:
   est landscape slice --checkpoint runs/est --points 21 --plot figures/est_slice
@@ -55,17 +54,11 @@ def add_landscape_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _finish(args: argparse.Namespace, table: pd.DataFrame, figure=None, **summary) -> None:
-    if args.csv:
-        atomic_write_text(args.csv, table.to_csv(index=False))
     if figure is not None:
         from est_analysis.plotting import save
 
         save(figure, args.plot)
-    if args.json:
-        print(json.dumps({"table": json.loads(table.to_json(orient="records"))} | summary))
-    else:
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
-
+    emit_table(args, table, summary)
 
 def _grid(points: int, low: float, high: float) -> np.ndarray:
     if points < 2:

@@ -1,0 +1,24 @@
+"""How the analysis commands (`est diagnose`, `est landscape`) hand a result table to the user:
+text or `--json` on stdout, and `--csv` written atomically."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pandas as pd
+
+from est_analysis.io import atomic_write_text
+
+
+def emit_table(args: argparse.Namespace, table: pd.DataFrame, summary: dict | None = None) -> None:
+    """Print `table` (and `summary`) as text or JSON; write it to --csv atomically."""
+    if args.csv:
+        atomic_write_text(args.csv, table.to_csv(index=False))
+    if args.json:
+        records = json.loads(table.to_json(orient="records"))
+        print(json.dumps({"table": records} | (summary or {})))
+        return
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.5g}"))
+    for key, value in (summary or {}).items():
+        print(f"{key}: {value}")
