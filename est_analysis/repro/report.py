@@ -69,6 +69,20 @@ def run_dirs(rows: pd.DataFrame, label: str) -> list[Path]:
             for d in rows.loc[rows["label"] == label, "run_dir"]]
 
 
+def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], list[Path]]:
+    """Per label (in table order), the metrics.csv of every seed whose run directory is on this
+    machine, and the run directories that are not. Run directories are not committed; a clone
+    has the results CSVs only, and `est repro TABLE --scale SCALE` recreates the runs."""
+    histories, missing = {}, []
+    for label in dict.fromkeys(rows["label"]):
+        for run in run_dirs(rows, label):
+            if (run / "metrics.csv").exists():
+                histories.setdefault(label, []).append(pd.read_csv(run / "metrics.csv"))
+            else:
+                missing.append(run)
+    return histories, missing
+
+
 def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int = 2
                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """C3 and C4 from Table 2's runs: the transition table of every EST seed, the slopes of EST's
