@@ -12,17 +12,14 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from est_analysis.models import build_model  # noqa: E402
-from est_analysis.train import TrainConfig, make_optimizer  # noqa: E402
+from est_analysis.loss import token_loss
+from est_analysis.models import build_model
+from est_analysis.training.optimizer import make_optimizer
 
 
 def worker(rounds: int = 6, steps: int = 4) -> None:
@@ -32,14 +29,14 @@ def worker(rounds: int = 6, steps: int = 4) -> None:
         torch.manual_seed(0)
         model = build_model("gpt2-cpu")
         wrapped[flag] = DistributedDataParallel(model, find_unused_parameters=flag)
-        optimizers[flag] = make_optimizer(model, TrainConfig(lr=1e-4))
+        optimizers[flag] = make_optimizer(model, lr=1e-4)
     idx = torch.randint(0, model.config.vocab_size, (4, 256))
     times: dict[bool, list[float]] = {False: [], True: []}
     for round_ in range(rounds + 1):
         for flag, ddp in wrapped.items():
             t0 = time.perf_counter()
             for _ in range(steps):
-                F.cross_entropy(ddp(idx).flatten(0, 1), idx.roll(-1, 1).flatten()).backward()
+                token_loss(ddp(idx), idx.roll(-1, 1)).backward()
                 optimizers[flag].step()
                 optimizers[flag].zero_grad(set_to_none=True)
             if round_:
@@ -55,6 +52,5 @@ if __name__ == "__main__":
     if "WORLD_SIZE" in os.environ:
         worker()
     else:
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
         sys.exit(subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
-                                  "--nproc_per_node=2", __file__], env=env))
+                                  "--nproc_per_node=2", __file__]))

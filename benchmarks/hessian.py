@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,17 +21,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from est_analysis.hessian import HessianOperator, hutchinson, hutchpp  # noqa: E402
-from est_analysis.hessian.pyhessian_bridge import pyhessian_engine  # noqa: E402
-from est_analysis.hessian.trace import rademacher  # noqa: E402
-from est_analysis.io import atomic_write_text  # noqa: E402
-from est_analysis.models import ModelConfig, build_model  # noqa: E402
-from est_analysis.runs import load_run  # noqa: E402
-from est_analysis.train import TrainConfig, train  # noqa: E402
+from est_analysis.hessian import HessianOperator, hutchinson, hutchpp
+from est_analysis.hessian.pyhessian_bridge import pyhessian_engine
+from est_analysis.hessian.trace import rademacher
+from est_analysis.io import atomic_write_text
+from est_analysis.loss import batch_loss
+from est_analysis.models import ModelConfig, build_model
+from est_analysis.training import TrainConfig, load_run, train
 
 
 def trained(scale: str, steps: int, workdir: Path):
@@ -44,11 +41,10 @@ def trained(scale: str, steps: int, workdir: Path):
 def hvp_cost(run, batch_size: int, repeats: int) -> dict:
     model = run.model
     batch = run.batches("train", 1, batch_size)[0]
-    x, y = batch
 
     def forward_backward():
         with sdpa_kernel(SDPBackend.MATH):
-            F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+            batch_loss(model, batch).backward()
         model.zero_grad(set_to_none=True)
 
     op = HessianOperator(model, [batch])

@@ -11,19 +11,16 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
-from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from est_analysis.index_generator import IndexGenerator  # noqa: E402
-from est_analysis.inactive import optimizer_step  # noqa: E402
-from est_analysis.methods import build_policy  # noqa: E402
-from est_analysis.models import build_model, get_config  # noqa: E402
-from est_analysis.schedule import Schedule  # noqa: E402
+from est_analysis.loss import token_loss
+from est_analysis.methods import build_policy
+from est_analysis.models import build_model, get_config
+from est_analysis.schedule import Schedule
+from est_analysis.training.index_generator import IndexGenerator
+from est_analysis.training.optimizer import optimizer_step
 
 
 def draw_time(model: str, n: int = 50) -> float:
@@ -50,7 +47,7 @@ def main() -> None:
             t0 = time.perf_counter()
             subnet = generator.get(step)
             t1 = time.perf_counter()
-            F.cross_entropy(model(idx, subnet).flatten(0, 1), idx.roll(-1, 1).flatten()).backward()
+            token_loss(model(idx, subnet), idx.roll(-1, 1)).backward()
             optimizer_step(model, optimizer, subnet)
             optimizer.zero_grad(set_to_none=True)
             waits.append(t1 - t0)

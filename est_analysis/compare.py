@@ -4,14 +4,13 @@ validation loss, FLOPs and wall-clock time (the README's main job)."""
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from est_analysis.io import atomic_write_text
 from est_analysis.plotting import comparison_figure, save
-from est_analysis.train import TrainConfig, train
+from est_analysis.training import RunDir, TrainConfig, train
 
 
 def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, ...] = ("original", "est"),
@@ -21,10 +20,10 @@ def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, 
     out = Path(out_dir)
     runs, rows = {}, []
     for method in methods:
-        run_dir = train(dataclasses.replace(base, method=method), out / method,
-                        resume=resume, progress=progress)
-        runs[method] = pd.read_csv(run_dir / "metrics.csv")
-        rows.append(json.loads((run_dir / "summary.json").read_text()))
+        run = RunDir(train(dataclasses.replace(base, method=method), out / method, resume=resume,
+                           progress=progress))
+        runs[method] = run.read_metrics()
+        rows.append(run.read_summary())
     table = pd.DataFrame(rows)[["method", "preset", "scale", "seed", "steps", "final_val_loss",
                                 "total_flops", "train_wall_s", "device"]]
     reference = table.iloc[0]

@@ -115,17 +115,6 @@ class Schedule:
         schedule.check_total(total_steps)
         return schedule
 
-    @staticmethod
-    def parse(stages: str, rates: str) -> tuple[list[float], list[tuple[float, float, float]]]:
-        """Command-line form: stages '20000,70000,150000' (or '0.2,0.5,1'), rates
-        '.5,.5,.5/.5,.5,1/1,1,1' (one p_H,p_M,p_L triple per stage, separated by '/')."""
-        try:
-            boundaries = [float(b) for b in stages.split(",")]
-        except ValueError:
-            raise ValueError(f"cannot read stages {stages!r}: expected e.g. "
-                             "--stages 20000,70000,150000 --rates .5,.5,.5/.5,.5,1/1,1,1") from None
-        return boundaries, parse_rates(rates)
-
     def check_total(self, total_steps: int) -> None:
         if self.total_steps != total_steps:
             raise ValueError(f"the last stage boundary {self.total_steps} must equal the total "
@@ -142,6 +131,15 @@ class Schedule:
 
     def stage_starts(self) -> tuple[int, ...]:
         return (0,) + self.boundaries[:-1]
+
+
+def parse_boundaries(text: str) -> list[float]:
+    """Command-line stage boundaries: steps '20000,70000,150000' or fractions '0.2,0.5,1'."""
+    try:
+        return [float(b) for b in text.split(",")]
+    except ValueError:
+        raise ValueError(f"cannot read stages {text!r}: expected e.g. "
+                         "--stages 20000,70000,150000 --rates .5,.5,.5/.5,.5,1/1,1,1") from None
 
 
 def parse_rates(text: str) -> list[tuple[float, float, float]]:

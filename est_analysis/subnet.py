@@ -19,10 +19,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-import numpy as np
 import torch
 
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
+from est_analysis.seeding import seeded_generator
 
 
 class Rates(NamedTuple):
@@ -35,17 +35,6 @@ class Rates(NamedTuple):
     @property
     def is_full(self) -> bool:
         return self == (1.0, 1.0, 1.0)
-
-
-def derived_seed(*parts: int) -> int:
-    """A 63-bit seed that depends only on `parts` (e.g. (seed, step)), via numpy's SeedSequence."""
-    return int(np.random.SeedSequence([int(p) for p in parts]).generate_state(1, np.uint64)[0] >> 1)
-
-
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator that draws step `step`'s subnet: a function of (seed, step) only, so a
-    resumed run and every process of a multi-process run draw the same subnet."""
-    return torch.Generator().manual_seed(derived_seed(seed, step))
 
 
 def units_kept(n_units: int, rate: float, what: str) -> int:
@@ -114,10 +103,12 @@ class Subnet:
     @staticmethod
     def for_step(config: ModelConfig, rates: Rates | tuple[float, float, float],
                  seed: int, step: int) -> "Subnet":
-        """The subnet of training step `step` of a run seeded with `seed`."""
+        """The subnet of training step `step` of a run seeded with `seed`: drawn from a generator
+        seeded by (seed, step) only, so a resumed run and every process of a multi-process run
+        draw the same subnet."""
         if Rates(*rates).is_full:
             return Subnet.full(config)
-        return Subnet.sample(config, rates, step_generator(seed, step))
+        return Subnet.sample(config, rates, seeded_generator(seed, step))
 
     def to(self, device: torch.device | str) -> "Subnet":
         move = lambda t: t.to(device, non_blocking=True) if torch.is_tensor(t) else t  # noqa: E731

@@ -17,14 +17,14 @@ once() {  # once TABLE COMMAND...: run COMMAND --csv TABLE unless TABLE exists
 }
 
 d="$EST/diagnostics"
-once "$d/regularizer_final.csv" $est diagnose regularizer --checkpoint "$EST" --samples 32 --probes 16 --batches 4
-once "$d/regularizer.csv" $est diagnose regularizer --checkpoint "$EST" --trajectory --no-second-order --samples 16 --batches 2
-once "$d/transitions.csv" $est diagnose transitions --run "$EST" --samples 32 --batches 4 --window 10
-once "$d/dynamics.csv" $est diagnose dynamics --runs "$ORIG,$EST" --labels original,est --stage 3 --window 20 --bins 4
+once "$d/regularizer_final.csv" $est diagnose regularizer "$EST" --samples 32 --probes 16 --batches 4
+once "$d/regularizer.csv" $est diagnose regularizer "$EST" --trajectory --no-second-order --samples 16 --batches 2
+once "$d/transitions.csv" $est diagnose transitions "$EST" --samples 32 --batches 4 --window 10
+once "$d/dynamics.csv" $est diagnose dynamics "$ORIG" "$EST" --labels original,est --stage 3 --window 20 --bins 4
 for run in "$EST" "$ORIG"; do
-  once "$run/diagnostics/curvature.csv" $est diagnose curvature --run "$run" --steps "$STEPS" --matvecs 30 --batches 1
-  once "$run/diagnostics/slice_1d.csv" $est landscape slice --checkpoint "$run" --points 21
-  once "$run/diagnostics/sharpness.csv" $est landscape sharpness --checkpoint "$run" --eps 1e-3,5e-4 --steps 10
+  once "$run/diagnostics/curvature.csv" $est diagnose curvature "$run" --steps "$STEPS" --matvecs 30 --batches 1
+  once "$run/diagnostics/slice_1d.csv" $est landscape slice "$run" --points 21
+  once "$run/diagnostics/sharpness.csv" $est landscape sharpness "$run" --eps 1e-3,5e-4 --steps 10
 done
-once "$d/interpolation.csv" $est landscape interpolate --checkpoint "$ORIG" --to "$EST" --points 21
+once "$d/interpolation.csv" $est landscape interpolate "$ORIG" "$EST" --points 21
 $est plot "$ORIG" "$EST" --labels original,est --x step,flops,wall --out "$OUT"

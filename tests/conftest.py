@@ -15,7 +15,7 @@ def _isolated_cache(tmp_path_factory):
 @pytest.fixture(scope="session")
 def smoke_repro(tmp_path_factory):
     """`est repro all --scale smoke` once per test session: (runs root, results directory)."""
-    from est_analysis.cli import main
+    from est_analysis.cli.main import main
 
     root = tmp_path_factory.mktemp("repro")
     runs, results = root / "runs", root / "results"

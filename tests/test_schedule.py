@@ -1,6 +1,6 @@
 import pytest
 
-from est_analysis.schedule import PRESETS, Schedule
+from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rates
 from est_analysis.subnet import Rates
 
 
@@ -51,13 +51,13 @@ def test_too_few_steps_for_a_preset_is_an_error():
 
 
 def test_custom_schedules_in_fractions_or_steps():
-    boundaries, rates = Schedule.parse("0.2,0.5,1", ".5,.5,.5/.5,.5,1/1,1,1")
+    boundaries, rates = parse_boundaries("0.2,0.5,1"), parse_rates(".5,.5,.5/.5,.5,1/1,1,1")
     assert Schedule.custom(boundaries, rates, 100).boundaries == (20, 50, 100)
-    boundaries, rates = Schedule.parse("30,100", ".5,.5,1/1,1,1")
+    boundaries, rates = parse_boundaries("30,100"), parse_rates(".5,.5,1/1,1,1")
     assert Schedule.custom(boundaries, rates, 100).rates_at(30) == Rates(1, 1, 1)
     with pytest.raises(ValueError, match="must equal the total steps 120"):
         Schedule.custom(boundaries, rates, 120)
     with pytest.raises(ValueError, match="three numbers"):
-        Schedule.parse("1", ".5,.5")
+        parse_rates(".5,.5")
     with pytest.raises(ValueError, match="cannot read stages"):
-        Schedule.parse("a,b", "1,1,1")
+        parse_boundaries("a,b")

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from est_analysis.models import get_config
-from est_analysis.subnet import Subnet, step_generator
+from est_analysis.seeding import seeded_generator
+from est_analysis.subnet import Subnet
 
 GPT2, LLAMA = get_config("gpt2-smoke"), get_config("llama-smoke")
 
@@ -31,7 +32,8 @@ def test_subnet_depends_only_on_seed_and_step():
     assert not a.same_as(Subnet.for_step(GPT2, (0.5, 0.5, 0.5), seed=4, step=17))
     torch.manual_seed(123)  # global RNG state plays no part
     assert a.same_as(Subnet.for_step(GPT2, (0.5, 0.5, 0.5), seed=3, step=17))
-    assert step_generator(3, 17).initial_seed() == step_generator(3, 17).initial_seed()
+    assert seeded_generator(3, 17).initial_seed() == seeded_generator(3, 17).initial_seed()
+    assert seeded_generator(3, 17).initial_seed() != seeded_generator(3, 18).initial_seed()
 
 
 def test_full_rates_give_the_full_subnet():

@@ -8,10 +8,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from est_analysis.checkpoint import snapshot_step, snapshots
 from est_analysis.hessian.operator import HessianOperator
 from est_analysis.hessian.trace import hutchpp
-from est_analysis.runs import load_run
+from est_analysis.training import RunDir, load_run
 
 
 def curvature_trajectory(run_dir: str | Path, matvecs: int = 30, batches: int = 2, seed: int = 0,
@@ -19,9 +18,9 @@ def curvature_trajectory(run_dir: str | Path, matvecs: int = 30, batches: int = 
                          progress: bool = False) -> pd.DataFrame:
     """One row per snapshot (or per snapshot at `steps`): step, trace estimate, its CI, trace
     per parameter."""
-    paths = snapshots(run_dir)
+    paths = RunDir(run_dir).snapshots()
     if steps is not None:
-        available = {snapshot_step(p): p for p in paths}
+        available = {RunDir.snapshot_step(p): p for p in paths}
         missing = sorted(set(steps) - set(available))
         if missing:
             raise ValueError(f"{run_dir} has no snapshot at steps {missing}; it has "

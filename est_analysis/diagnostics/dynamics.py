@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-X_AXES = {"step": "step", "tokens": "tokens", "flops": "cum_flops", "wall": "wall_s"}
+from est_analysis.stats import t_half_width
+from est_analysis.training.metrics import X_AXES
 
 
 def loss_slopes(metrics: pd.DataFrame, window: int = 20, x: str = "step",
@@ -28,7 +29,7 @@ def loss_slopes(metrics: pd.DataFrame, window: int = 20, x: str = "step",
     rows = []
     for start in range(0, len(data) - window + 1, window):
         part = data.iloc[start:start + window]
-        fit = stats.linregress(part[X_AXES[x]].astype(float), part["train_loss"].astype(float))
+        fit = stats.linregress(part[X_AXES[x][0]].astype(float), part["train_loss"].astype(float))
         rows.append({"step": int(part["step"].iloc[window // 2]), "loss": part["train_loss"].mean(),
                      "slope": -fit.slope, "slope_stderr": fit.stderr})
     return pd.DataFrame(rows)
@@ -48,7 +49,7 @@ def slopes_at_equal_loss(slopes: dict[str, pd.DataFrame], bins: int = 6) -> pd.D
             inside = table[(table["loss"] >= left) & (table["loss"] <= right)]["slope"]
             if len(inside) == 0:
                 continue
-            half = (float(stats.t.ppf(0.975, len(inside) - 1)) * inside.std() / np.sqrt(len(inside))
+            half = (t_half_width(inside.std() / np.sqrt(len(inside)), len(inside))
                     if len(inside) > 1 else np.nan)
             rows.append({"run": name, "loss_level": (left + right) / 2, "slope": inside.mean(),
                          "ci_low": inside.mean() - half, "ci_high": inside.mean() + half,
@@ -63,7 +64,7 @@ def slope_ratio(table: pd.DataFrame, run: str, reference: str) -> dict[str, floa
     if wide.empty or run not in wide or reference not in wide:
         raise ValueError(f"no loss level where both {run!r} and {reference!r} have windows")
     ratios = wide[run] / wide[reference]
-    half = (float(stats.t.ppf(0.975, len(ratios) - 1)) * ratios.std() / np.sqrt(len(ratios))
+    half = (t_half_width(ratios.std() / np.sqrt(len(ratios)), len(ratios))
             if len(ratios) > 1 else np.nan)
     return {"ratio": float(ratios.mean()), "ci_low": float(ratios.mean() - half),
             "ci_high": float(ratios.mean() + half), "bins": int(len(ratios))}

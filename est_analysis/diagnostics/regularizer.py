@@ -34,17 +34,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-import torch.nn.functional as F
-from scipy import stats
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from tqdm.auto import tqdm
 
-from est_analysis.checkpoint import snapshots
+from est_analysis.loss import Batch, batch_loss, evaluate, mean_loss
 from est_analysis.models import Decoder
-from est_analysis.runs import load_run
-from est_analysis.subnet import Rates, Subnet, check_rates, derived_seed
+from est_analysis.seeding import seeded_generator
+from est_analysis.stats import t_interval
+from est_analysis.subnet import Rates, Subnet, check_rates
+from est_analysis.training import RunDir, load_run
 
-Batch = tuple[torch.Tensor, torch.Tensor]
 KINDS = ("heads", "neurons")
 
 
@@ -81,24 +80,6 @@ class SecondOrderPrediction:
         return asdict(self)
 
 
-def mean_loss(model: Decoder, batches: list[Batch], subnet: Subnet | None = None) -> float:
-    """Mean next-token cross-entropy over `batches` of the full model or of `subnet`."""
-    device = next(model.parameters()).device
-    with torch.no_grad():
-        return sum(F.cross_entropy(model(x.to(device), subnet).flatten(0, 1),
-                                   y.to(device).flatten()).item() for x, y in batches) / len(batches)
-
-
-def _interval(samples: list[float]) -> tuple[float, float, float, float]:
-    t = torch.tensor(samples, dtype=torch.float64)
-    mean = t.mean().item()
-    if len(samples) < 2:
-        return mean, math.inf, -math.inf, math.inf
-    stderr = t.std().item() / math.sqrt(len(samples))
-    half = float(stats.t.ppf(0.975, len(samples) - 1)) * stderr
-    return mean, stderr, mean - half, mean + half
-
-
 def regularizer_gap(model: Decoder, batches: list[Batch], rates: Rates | tuple[float, float, float],
                     samples: int = 32, seed: int = 0, control_variate: bool = True,
                     progress: bool = False) -> GapEstimate:
@@ -109,17 +90,17 @@ def regularizer_gap(model: Decoder, batches: list[Batch], rates: Rates | tuple[f
     rates = Rates(*rates)
     check_rates(model.config, rates)
     model.eval()
-    full = mean_loss(model, batches)
+    full = evaluate(model, batches)
     sampled = [kind for kind, rate in zip(KINDS, rates) if rate < 1.0]
     use_cv = control_variate and rates.p_layers == 1.0 and bool(sampled)
     slopes = _unit_slopes(model, batches, sampled) if use_cv else {}
     gaps = []
     for i in tqdm(range(samples), disable=not progress, desc=f"R at {tuple(rates)}", unit="subnet"):
-        subnet = Subnet.sample(model.config, rates, torch.Generator().manual_seed(derived_seed(seed, i)))
-        gaps.append(mean_loss(model, batches, subnet) - full - _first_order(subnet, slopes, rates))
-    mean, stderr, low, high = _interval(gaps)
-    return GapEstimate(tuple(float(r) for r in rates), full, mean, stderr, low, high, samples,
-                       use_cv)
+        subnet = Subnet.sample(model.config, rates, seeded_generator(seed, i))
+        gaps.append(evaluate(model, batches, subnet) - full - _first_order(subnet, slopes, rates))
+    gap = t_interval(gaps)
+    return GapEstimate(tuple(float(r) for r in rates), full, gap.mean, gap.stderr, gap.low,
+                       gap.high, samples, use_cv)
 
 
 def _modules(model: Decoder, kind: str) -> list[torch.nn.Module]:
@@ -146,11 +127,6 @@ def _unit_offsets(modules: list[torch.nn.Module], weights: list[torch.Tensor]):
             hook.remove()
 
 
-def _batch_loss(model: Decoder, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    device = next(model.parameters()).device
-    return F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten())
-
-
 def _unit_slopes(model: Decoder, batches: list[Batch], kinds: list[str]) -> dict[str, torch.Tensor]:
     """a[l, u] = dL/dw_u at w = 0 = g^T c_u: the first-order effect of unit u of layer l."""
     device = next(model.parameters()).device
@@ -160,7 +136,7 @@ def _unit_slopes(model: Decoder, batches: list[Batch], kinds: list[str]) -> dict
         n = model.config.n_head if kind == "heads" else model.config.d_mlp
         weights = [torch.zeros(n, device=device, requires_grad=True) for _ in modules]
         with _unit_offsets(modules, weights):
-            loss = sum(_batch_loss(model, x, y) for x, y in batches) / len(batches)
+            loss = mean_loss(model, batches)
             slopes[kind] = torch.stack(torch.autograd.grad(loss, weights)).cpu().double()
     return slopes
 
@@ -202,7 +178,7 @@ def second_order_gap(model: Decoder, batches: list[Batch], kind: str, rate: floa
     kept = round(n_units * rate)
     factor = 0.0 if kept == n_units else (n_units / kept) * (n_units - kept) / (n_units - 1)
     modules = _modules(model, kind)
-    generator = torch.Generator().manual_seed(derived_seed(seed, KINDS.index(kind)))
+    generator = seeded_generator(seed, KINDS.index(kind))
     device = next(model.parameters()).device
     model.eval()
     values = []
@@ -212,12 +188,13 @@ def second_order_gap(model: Decoder, batches: list[Batch], kind: str, rate: floa
         for x, y in batches:  # a fresh eps per batch: each double backward frees its graph
             eps = torch.zeros((), device=device, requires_grad=True)
             with _unit_offsets(modules, [eps * z for z in directions]):
-                (slope,) = torch.autograd.grad(_batch_loss(model, x, y), eps, create_graph=True)
+                (slope,) = torch.autograd.grad(batch_loss(model, (x, y)), eps, create_graph=True)
                 (second,) = torch.autograd.grad(slope, eps)
             curvature += second.item() / len(batches)
         values.append(0.5 * factor * curvature)
-    mean, stderr, low, high = _interval(values)
-    return SecondOrderPrediction(kind, rate, mean, stderr, low, high, probes)
+    prediction = t_interval(values)
+    return SecondOrderPrediction(kind, rate, prediction.mean, prediction.stderr, prediction.low,
+                                 prediction.high, probes)
 
 
 def regularizer_table(model: Decoder, batches: list[Batch],
@@ -272,7 +249,7 @@ def regularizer_trajectory(run_dir: str | Path, rates_list: list[Rates | tuple[f
     """`regularizer_table` at every snapshot of a run (column `step`), on the same validation
     batches, so R can be followed along training."""
     tables = []
-    for path in tqdm(snapshots(run_dir), disable=not progress, desc="snapshots", unit="snapshot"):
+    for path in tqdm(RunDir(run_dir).snapshots(), disable=not progress, desc="snapshots", unit="snapshot"):
         run = load_run(path)
         table = regularizer_table(run.model, run.batches("val", batches), rates_list, samples,
                                   probes, second_order, seed)

@@ -21,29 +21,28 @@ import pandas as pd
 from scipy import stats
 from tqdm.auto import tqdm
 
-from est_analysis.checkpoint import CheckpointError, snapshot_path
 from est_analysis.diagnostics.regularizer import regularizer_gap
-from est_analysis.runs import load_run
 from est_analysis.subnet import Rates
+from est_analysis.training import CheckpointError, RunDir, load_run
 
 
 def transition_table(run_dir: str | Path, samples: int = 16, window: int = 10, batches: int = 4,
                      seed: int = 0, progress: bool = False) -> pd.DataFrame:
     """One row per stage boundary of the run (see the module docstring)."""
-    run_dir = Path(run_dir)
-    metrics = pd.read_csv(run_dir / "metrics.csv")
+    run_dir = RunDir(run_dir)
+    metrics = run_dir.read_metrics()
     starts = metrics.loc[metrics["stage"].diff() > 0, "step"].tolist()
     if not starts:
         raise ValueError(f"{run_dir} has a single stage: there is no transition to analyse")
     rows = []
     for boundary in tqdm(starts, disable=not progress, desc="boundaries", unit="boundary"):
-        path = snapshot_path(run_dir, boundary)
+        path = run_dir.snapshot(boundary)
         if not path.exists():
             raise CheckpointError(f"{path} is missing: the run kept no snapshot at its boundary "
                                   f"{boundary} (retrain with this version of est_analysis)")
         run = load_run(path)
         if run.config.method != "est":
-            raise ValueError(f"{run_dir} was trained with method {run.config.method!r}; the "
+            raise ValueError(f"{run_dir.path} was trained with method {run.config.method!r}; the "
                              "transition analysis measures EST's subnet sampling (method est)")
         fixed = run.batches("val", batches)
         before = metrics[metrics.step < boundary].tail(window)

@@ -16,12 +16,10 @@ import re
 from typing import Protocol
 
 import torch
-import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from est_analysis.loss import Batch, mean_loss
 from est_analysis.models import Decoder
-
-Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 class LinearOperator(Protocol):
@@ -73,8 +71,7 @@ class HessianOperator:
             offset += p.numel()
         self.blocks = {name: _as_index(r) for name, r in ranges.items()}
         with sdpa_kernel(SDPBackend.MATH):
-            loss = sum(F.cross_entropy(model(x.to(self.device)).flatten(0, 1),
-                                       y.to(self.device).flatten()) for x, y in batches) / len(batches)
+            loss = mean_loss(model, batches)
             self.loss = loss.item()
             self._grads = torch.autograd.grad(loss, self.params, create_graph=True)
 

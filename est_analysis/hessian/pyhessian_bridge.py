@@ -31,13 +31,13 @@ from typing import Iterator
 import numpy as np
 import torch
 from pyhessian import hessian as PyHessian
-from scipy import stats
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from est_analysis.hessian.operator import Batch
 from est_analysis.hessian.trace import TraceEstimate
+from est_analysis.loss import Batch
 from est_analysis.models import Decoder
+from est_analysis.stats import t_interval
 
 
 class FlatLogits(nn.Module):
@@ -76,11 +76,10 @@ def pyhessian_trace(model: Decoder, batch: Batch, probes: int = 100, seed: int =
         # mean and would stop after two probes whenever the trace is negative
         samples = np.array(engine.trace(maxIter=probes, tol=-math.inf))
     model.zero_grad(set_to_none=True)
-    mean, stderr = samples.mean(), samples.std(ddof=1) / math.sqrt(len(samples))
-    half = float(stats.t.ppf(0.975, len(samples) - 1)) * stderr
+    trace = t_interval(samples)
     n_params = sum(p.numel() for p in model.parameters())
-    return TraceEstimate("pyhessian", float(mean), float(stderr), float(mean - half),
-                         float(mean + half), len(samples), time.perf_counter() - start, n_params)
+    return TraceEstimate("pyhessian", trace.mean, trace.stderr, trace.low, trace.high,
+                         len(samples), time.perf_counter() - start, n_params)
 
 
 def pyhessian_eigenvalues(model: Decoder, batch: Batch, top: int = 1, max_iter: int = 100,

@@ -17,15 +17,14 @@ so block estimates are unbiased and sum to the total.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
 import torch
-from scipy import stats
 from tqdm.auto import tqdm
 
 from est_analysis.hessian.operator import LinearOperator
+from est_analysis.stats import t_interval
 
 
 @dataclass
@@ -65,33 +64,23 @@ def _block_sums(product: torch.Tensor, blocks: dict) -> dict[str, float]:
     return {name: product[idx].sum().item() for name, idx in blocks.items()}
 
 
-def _mean_and_stderr(samples: list[float]) -> tuple[float, float]:
-    t = torch.tensor(samples, dtype=torch.float64)
-    return t.mean().item(), (t.std().item() / math.sqrt(len(t)) if len(t) > 1 else math.inf)
-
-
 def _converged(samples: list[float], offset: float, tol: float | None, min_samples: int) -> bool:
     if tol is None or len(samples) < min_samples:
         return False
-    mean, stderr = _mean_and_stderr(samples)
-    return _half_width(stderr, len(samples)) <= tol * abs(mean + offset)
-
-
-def _half_width(stderr: float, n: int) -> float:
-    return float(stats.t.ppf(0.975, n - 1)) * stderr if n > 1 else math.inf
+    interval = t_interval(samples, offset=offset)
+    return interval.half_width <= tol * abs(interval.mean)
 
 
 def _estimate(method: str, op: LinearOperator, matvecs: int, offset: float,
               samples: list[float], block_offsets: dict[str, float],
               block_samples: dict[str, list[float]], start: float) -> TraceEstimate:
-    mean, stderr = _mean_and_stderr(samples)
-    half = _half_width(stderr, len(samples))
+    total = t_interval(samples, offset=offset)
     blocks = {}
     for name, values in block_samples.items():
-        block_mean, block_stderr = _mean_and_stderr(values)
-        blocks[name] = (block_offsets.get(name, 0.0) + block_mean, block_stderr)
-    return TraceEstimate(method, offset + mean, stderr, offset + mean - half, offset + mean + half,
-                         matvecs, time.perf_counter() - start, op.size, offset, blocks)
+        block = t_interval(values, offset=block_offsets.get(name, 0.0))
+        blocks[name] = (block.mean, block.stderr)
+    return TraceEstimate(method, total.mean, total.stderr, total.low, total.high, matvecs,
+                         time.perf_counter() - start, op.size, offset, blocks)
 
 
 def hutchinson(op: LinearOperator, probes: int = 100, tol: float | None = None,

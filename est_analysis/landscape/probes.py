@@ -9,22 +9,18 @@ from contextlib import contextmanager
 
 import pandas as pd
 import torch
-import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
 from est_analysis.landscape.directions import Direction
+from est_analysis.loss import Batch, mean_loss
 
 LossFn = Callable[[nn.Module], torch.Tensor]  # the loss of the module at its current weights
 
 
-def batch_loss_fn(batches: list[tuple[torch.Tensor, torch.Tensor]]) -> LossFn:
+def batch_loss_fn(batches: list[Batch]) -> LossFn:
     """Mean next-token cross-entropy of a decoder over fixed `batches`."""
-    def loss(model: nn.Module) -> torch.Tensor:
-        device = next(model.parameters()).device
-        return sum(F.cross_entropy(model(x.to(device)).flatten(0, 1), y.to(device).flatten())
-                   for x, y in batches) / len(batches)
-    return loss
+    return lambda model: mean_loss(model, batches)
 
 
 @contextmanager

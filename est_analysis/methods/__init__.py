@@ -16,7 +16,7 @@ from est_analysis.methods.layer_drop import LayerDropOptions, LayerDropPolicy
 from est_analysis.methods.msg import MsgOptions, MsgPolicy
 from est_analysis.methods.raptr import RaptrOptions, RaptrPolicy, default_schedule
 from est_analysis.methods.staged import StagedOptions, StagedPolicy
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 
 METHOD_SUMMARIES = {

@@ -11,10 +11,9 @@ import dataclasses
 from typing import Any, NamedTuple
 
 import torch
-import yaml
 
 from est_analysis.models.base import Decoder
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 from est_analysis.subnet import Rates, Subnet
 
@@ -26,6 +25,13 @@ class LayerLoad(NamedTuple):
     keep_prob: float
     heads: int
     neurons: int
+
+
+def uniform_loads(config: ModelConfig, rates: Rates) -> list[LayerLoad]:
+    """EST's loads at `rates`: every layer runs with probability p_L and keeps N p of its heads
+    and neurons."""
+    p_heads, p_mlp, p_layers = rates
+    return [LayerLoad(p_layers, round(config.n_head * p_heads), round(config.d_mlp * p_mlp))] * config.n_layer
 
 
 class SubnetPolicy:
@@ -59,9 +65,7 @@ class SubnetPolicy:
 
     def expected_loads(self, step: int) -> list[LayerLoad]:
         """Per layer of `model_config_at(step)`: expected work at `step` (for the cost model)."""
-        p_heads, p_mlp, p_layers = self.rates(step)
-        c = self.model_config_at(step)
-        return [LayerLoad(p_layers, round(c.n_head * p_heads), round(c.d_mlp * p_mlp))] * c.n_layer
+        return uniform_loads(self.model_config_at(step), self.rates(step))
 
     def load_changes(self) -> list[int]:
         """Steps at which `expected_loads` may change (it is constant in between)."""
@@ -83,15 +87,3 @@ def parse_options(cls: type, options: dict[str, Any] | None, method: str) -> Any
         raise ValueError(f"method {method!r} has no option(s) {unknown}; its options are "
                          f"{sorted(fields) or 'none'}")
     return cls(**options)
-
-
-def parse_option_pairs(pairs: list[str]) -> dict[str, Any]:
-    """Command-line NAME=VALUE pairs as a mapping; values are read as YAML scalars (0.5,
-    false, first,last)."""
-    options: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not name.strip():
-            raise ValueError(f"--method-option {pair!r}: expected NAME=VALUE, e.g. theta=0.5")
-        options[name.strip()] = yaml.safe_load(value) if value.strip() else None
-    return options

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from est_analysis.methods.base import SubnetPolicy
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 from est_analysis.subnet import Subnet, check_rates
 

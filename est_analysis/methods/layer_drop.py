@@ -19,9 +19,10 @@ from dataclasses import dataclass
 import torch
 
 from est_analysis.methods.base import LayerLoad, SubnetPolicy
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, Subnet, step_generator
+from est_analysis.seeding import seeded_generator
+from est_analysis.subnet import Rates, Subnet
 
 DEEPSPEED_GAMMA, REFERENCE_STEPS = 0.001, 150_000
 
@@ -63,7 +64,7 @@ class LayerDropPolicy(SubnetPolicy):
 
     def subnet(self, step: int) -> Subnet:
         probs = self.keep_probs(step)
-        draws = torch.rand(len(probs), generator=step_generator(self.seed, step), dtype=torch.float64)
+        draws = torch.rand(len(probs), generator=seeded_generator(self.seed, step), dtype=torch.float64)
         layers = tuple(i for i, (u, p) in enumerate(zip(draws.tolist(), probs)) if u < p)
         return Subnet(layers, (None,) * len(layers), (None,) * len(layers),
                       branch_scale=tuple(1.0 / probs[i] for i in layers))

@@ -24,7 +24,7 @@ import torch
 
 from est_analysis.methods.base import LayerLoad, SubnetPolicy
 from est_analysis.models.base import Decoder
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 from est_analysis.subnet import Rates, Subnet
 

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 
 from est_analysis.methods.base import LayerLoad, SubnetPolicy
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, Subnet, step_generator, units_kept
+from est_analysis.seeding import seeded_generator
+from est_analysis.subnet import Rates, Subnet, units_kept
 
 FIXED_CHOICES = ("first,last", "first", "last", "none")
 SCALE_CHOICES = ("none", "inverse")
@@ -84,7 +85,7 @@ class RaptrPolicy(SubnetPolicy):
         if length == n:
             return Subnet.full(self.config)
         free = torch.tensor([i for i in range(n) if i not in self.fixed])
-        drawn = free[torch.randperm(len(free), generator=step_generator(self.seed, step))]
+        drawn = free[torch.randperm(len(free), generator=seeded_generator(self.seed, step))]
         layers = tuple(sorted(self.fixed + tuple(drawn[: length - len(self.fixed)].tolist())))
         scale = None
         if self.options.scale == "inverse" and length > len(self.fixed):

@@ -16,9 +16,10 @@ import torch
 from est_analysis.methods.base import SubnetPolicy
 from est_analysis.methods.width_growth import grow_width
 from est_analysis.models.base import Decoder
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, Subnet, derived_seed
+from est_analysis.seeding import seeded_generator
+from est_analysis.subnet import Rates, Subnet
 
 GROWTH_SALT = 3
 
@@ -68,7 +69,7 @@ class StagedPolicy(SubnetPolicy):
              ) -> tuple[Decoder, torch.optim.Optimizer]:
         if step != self.grow_step or model.config != self.small:
             return model, optimizer
-        generator = torch.Generator().manual_seed(derived_seed(self.seed, step, GROWTH_SALT))
+        generator = seeded_generator(self.seed, step, GROWTH_SALT)
         return grow_width(model, optimizer, self.config, self.options.noise, generator)
 
     @property

@@ -25,7 +25,7 @@ from __future__ import annotations
 import torch
 
 from est_analysis.models import Decoder, build_model
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 
 ADAM_MOMENT_SCALE = {"exp_avg": 0.5, "exp_avg_sq": 0.25}
 FUSED_CHUNKS = {"qkv.weight": 3, "qkv.bias": 3}  # GPT-2's fused Q/K/V: grow each part apart

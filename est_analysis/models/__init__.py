@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from est_analysis.model_config import MODEL_CONFIGS, ModelConfig, get_config
 from est_analysis.models.base import Decoder
-from est_analysis.models.config import MODEL_CONFIGS, ModelConfig, get_config
 from est_analysis.models.gpt2 import GPT2
 from est_analysis.models.llama import Llama
 

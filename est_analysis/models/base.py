@@ -17,7 +17,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.subnet import Subnet
 
 # (parameter, dimension, kept indices along that dimension; None when all are kept)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from est_analysis.models.base import Block, Decoder, Slice, SliceableModule
-from est_analysis.models.config import ModelConfig
+from est_analysis.model_config import ModelConfig
 from est_analysis.models.gpt2 import attend, head_rows
 
 

@@ -7,9 +7,9 @@ from est_analysis.plotting.diagnostics import (regularizer_prediction, regulariz
                                                trace_trajectories, transition_drops)
 from est_analysis.plotting.landscape import landscape_1d, landscape_2d
 from est_analysis.plotting.tables import saving_vs_loss
-from est_analysis.plotting.style import METHOD_COLORS, color_for, new_figure, save
+from est_analysis.plotting.style import METHOD_COLORS, color_for, new_figure, save, series_color
 
 __all__ = ["METHOD_COLORS", "color_for", "comparison_figure", "draw_loss_curves", "landscape_1d",
            "landscape_2d", "loss_curves", "new_figure", "regularizer_prediction",
-           "regularizer_trajectory", "save", "saving_vs_loss", "shade_stages", "slopes_vs_loss", "spectral_density",
+           "regularizer_trajectory", "save", "saving_vs_loss", "series_color", "shade_stages", "slopes_vs_loss", "spectral_density",
            "trace_bars", "trace_trajectories", "transition_drops"]

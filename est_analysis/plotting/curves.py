@@ -8,10 +8,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 
 from est_analysis.plotting.style import color_for, new_figure
-
-X_COLUMNS = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
-             "flops": ("cum_flops", "cumulative training FLOPs"),
-             "wall": ("wall_s", "training wall time (s)")}
+from est_analysis.training.metrics import X_AXES
 Y_LABELS = {"train": "training loss of the trained subnet", "val": "validation loss (full model)"}
 Runs = dict[str, "pd.DataFrame | list[pd.DataFrame]"]  # label -> metrics of one or more seeds
 
@@ -26,12 +23,12 @@ def _curve(metrics: pd.DataFrame, x: str, y: str, smooth: int) -> pd.Series:
         values = metrics["train_loss"].rolling(smooth, min_periods=1).mean()
     else:
         values = pd.to_numeric(metrics["val_loss"], errors="coerce")
-    return pd.Series(values.to_numpy(), index=metrics[X_COLUMNS[x][0]].to_numpy()).dropna()
+    return pd.Series(values.to_numpy(), index=metrics[X_AXES[x][0]].to_numpy()).dropna()
 
 
 def shade_stages(ax: plt.Axes, metrics: pd.DataFrame, x: str = "step") -> None:
     """Alternate light bands over a run's stages, each labelled with its rates at the top."""
-    column = X_COLUMNS[x][0]
+    column = X_AXES[x][0]
     stages = metrics.groupby("stage")
     if stages.ngroups < 2:
         return
@@ -52,12 +49,12 @@ def draw_loss_curves(ax: plt.Axes, runs: Runs, x: str = "step", y: str = "val",
                      smooth: int = 10, stages_of: str | None = None) -> None:
     """Draw each run (mean over seeds, +- one std band) on `ax`; shade the stages of the run
     labelled `stages_of` (default: the first multi-stage run)."""
-    if x not in X_COLUMNS or y not in Y_LABELS:
-        raise ValueError(f"x={x!r}, y={y!r}: x is one of {sorted(X_COLUMNS)}, y one of {sorted(Y_LABELS)}")
-    for i, (label, metrics) in enumerate(runs.items()):
+    if x not in X_AXES or y not in Y_LABELS:
+        raise ValueError(f"x={x!r}, y={y!r}: x is one of {sorted(X_AXES)}, y one of {sorted(Y_LABELS)}")
+    for label, metrics in runs.items():
         curves = pd.concat([_curve(m, x, y, smooth) for m in _seeds(metrics)], axis=1)
         mean = curves.mean(axis=1)
-        color = color_for(label, i)
+        color = color_for(label)
         n = curves.shape[1]
         ax.plot(mean.index, mean.to_numpy(), "o-" if y == "val" else "-", ms=3, color=color,
                 label=label if n == 1 else f"{label} (mean of {n} seeds)")
@@ -67,7 +64,7 @@ def draw_loss_curves(ax: plt.Axes, runs: Runs, x: str = "step", y: str = "val",
     multi_stage = [l for l, m in runs.items() if _seeds(m)[0]["stage"].nunique() > 1]
     if stages_of or multi_stage:
         shade_stages(ax, _seeds(runs[stages_of or multi_stage[0]])[0], x)
-    ax.set_xlabel(X_COLUMNS[x][1])
+    ax.set_xlabel(X_AXES[x][1])
     ax.set_ylabel(Y_LABELS[y] + (f" (mean of {smooth} steps)" if y == "train" and smooth > 1 else ""))
     ax.legend()
 

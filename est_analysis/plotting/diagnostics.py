@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
 
-from est_analysis.plotting.style import color_for, new_figure
+from est_analysis.plotting.style import color_for, new_figure, series_color
 
 
 def regularizer_trajectory(table: pd.DataFrame) -> plt.Figure:
@@ -17,7 +17,7 @@ def regularizer_trajectory(table: pd.DataFrame) -> plt.Figure:
     fig, (ax,) = new_figure()
     for i, ((rates, sampled), part) in enumerate(table.groupby(["rates", "sampled"], sort=False)):
         part = part.sort_values("step")
-        color = color_for("", i)
+        color = series_color(i)
         ax.plot(part["step"], part["R_mc"], "o-", ms=3, color=color, label=f"({rates}) {sampled}")
         ax.fill_between(part["step"], part["R_mc_ci_low"], part["R_mc_ci_high"], color=color,
                         alpha=0.2, lw=0)
@@ -36,7 +36,7 @@ def regularizer_prediction(table: pd.DataFrame) -> plt.Figure:
     fig, (ax,) = new_figure(width=4.5, height=4.5)
     for i, (sampled, part) in enumerate(rows.groupby("sampled", sort=False)):
         ax.errorbar(part["R_mc"], part["R_predicted"], xerr=1.96 * part["R_mc_stderr"],
-                    yerr=1.96 * part["R_predicted_stderr"], fmt="o", color=color_for("", i),
+                    yerr=1.96 * part["R_predicted_stderr"], fmt="o", color=series_color(i),
                     label=sampled, capsize=2)
     top = max(rows["R_mc"].max(), rows["R_predicted"].max()) * 1.1 if len(rows) else 1.0
     ax.plot([0, top], [0, top], color="0.5", lw=1, ls=":")
@@ -52,9 +52,9 @@ def transition_drops(table: pd.DataFrame) -> plt.Figure:
     fig, (ax,) = new_figure()
     position = np.arange(len(table))
     ax.bar(position - 0.2, table["observed_drop"], 0.4, yerr=1.96 * table["observed_drop_stderr"],
-           label="observed drop of the training loss", capsize=3, color=color_for("", 0))
+           label="observed drop of the training loss", capsize=3, color=series_color(0))
     ax.bar(position + 0.2, table["delta_R"], 0.4, yerr=1.96 * table["delta_R_stderr"],
-           label="Delta R (same weights, same batches)", capsize=3, color=color_for("", 1))
+           label="Delta R (same weights, same batches)", capsize=3, color=series_color(1))
     ax.set_xticks(position, [f"step {b}\n{a} -> {c}" for b, a, c in
                              zip(table["boundary"], table["rates_before"], table["rates_after"])],
                   fontsize=7)
@@ -68,10 +68,10 @@ def slopes_vs_loss(table: pd.DataFrame, x_label: str = "step") -> plt.Figure:
     """Mean slope -dL/dx per loss bin with its 95 % interval, one line per run
     (`slopes_at_equal_loss` output); the loss axis runs from high to low, as training does."""
     fig, (ax,) = new_figure()
-    for i, (run, part) in enumerate(table.groupby("run", sort=False)):
+    for run, part in table.groupby("run", sort=False):
         ax.errorbar(part["loss_level"], part["slope"],
                     yerr=[part["slope"] - part["ci_low"], part["ci_high"] - part["slope"]],
-                    fmt="o-", ms=4, capsize=2, color=color_for(run, i), label=run)
+                    fmt="o-", ms=4, capsize=2, color=color_for(run), label=run)
     ax.invert_xaxis()
     ax.set_xlabel("training loss level")
     ax.set_ylabel(f"slope -dL/d{x_label}")
@@ -88,7 +88,7 @@ def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None) -> 
     labels = traces[label_column].astype(str)
     axes[0].bar(labels, traces["trace"], yerr=[traces["trace"] - traces["ci_low"],
                                                traces["ci_high"] - traces["trace"]],
-                capsize=3, color=[color_for(lbl, 0) for lbl in labels])
+                capsize=3, color=[color_for(lbl) for lbl in labels])
     axes[0].set_xlabel(label_column)
     axes[0].set_ylabel("Tr(H) (95 % CI)")
     if blocks:
@@ -109,8 +109,8 @@ def trace_trajectories(tables: dict[str, pd.DataFrame]) -> plt.Figure:
     """Hessian trace against step with its 95 % CI band, one line per run
     (`curvature_trajectory` outputs): does EST keep a smaller trace to the end (section 5.2)?"""
     fig, (ax,) = new_figure()
-    for i, (label, table) in enumerate(tables.items()):
-        color = color_for(label, i)
+    for label, table in tables.items():
+        color = color_for(label)
         ax.plot(table["step"], table["trace"], "o-", ms=3, color=color, label=label)
         ax.fill_between(table["step"], table["ci_low"], table["ci_high"], color=color, alpha=0.2, lw=0)
     ax.set_xlabel("step")

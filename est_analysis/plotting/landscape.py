@@ -13,8 +13,8 @@ def landscape_1d(curves: dict[str, pd.DataFrame], x_label: str = "alpha") -> plt
     """Loss against the step along a direction (or the interpolation coefficient), one line per
     entry (`slice_1d` / `interpolate` output)."""
     fig, (ax,) = new_figure()
-    for i, (label, curve) in enumerate(curves.items()):
-        ax.plot(curve["alpha"], curve["loss"], "o-", ms=3, color=color_for(label, i), label=label)
+    for label, curve in curves.items():
+        ax.plot(curve["alpha"], curve["loss"], "o-", ms=3, color=color_for(label), label=label)
     ax.set_xlabel(x_label)
     ax.set_ylabel("loss")
     ax.legend()

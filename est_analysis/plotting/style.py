@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import zlib
 from pathlib import Path
 
 import matplotlib
@@ -14,15 +15,31 @@ from est_analysis.io import atomic_write  # noqa: E402
 
 STYLE = {"figure.dpi": 100, "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
          "axes.spines.right": False, "legend.frameon": False, "font.size": 10}
-# the same colour for a method in every figure
+# One colour per method and per Table 3 schedule, the same in every figure and panel.
 METHOD_COLORS = {"original": "#1f77b4", "est": "#ff7f0e", "staged": "#2ca02c", "msg": "#d62728",
-                 "raptr": "#9467bd", "layer-drop": "#8c564b"}
-CYCLE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f"]
+                 "raptr": "#9467bd", "layer-drop": "#8c564b", "est-one-stage": "#e377c2",
+                 "est-two-stage-a": "#7f7f7f", "est-two-stage-b": "#bcbd22",
+                 "est-two-stage-c": "#17becf", "est-three-stage": "#393b79"}
+ALIASES = {"staged-training": "staged"}  # the paper's row names
+# other labels (run names, rates) get a colour from their name, never from their position
+OTHER_COLORS = ["#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#e6550d", "#31a354",
+                "#756bb1", "#636363", "#9c9ede"]
+SERIES = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 
-def color_for(label: str, index: int) -> str:
-    """The method's colour when `label` names a method, else the index-th of the cycle."""
-    return METHOD_COLORS.get(label, CYCLE[index % len(CYCLE)])
+def color_for(label: str) -> str:
+    """The colour of a method, schedule or run label, whatever the figure and the order: the
+    method's own (case, spaces and a '(...)' suffix ignored), else one fixed by the name."""
+    key = label.split(" (")[0].strip().lower().replace(" ", "-")
+    key = ALIASES.get(key, key)
+    if key in METHOD_COLORS:
+        return METHOD_COLORS[key]
+    return OTHER_COLORS[zlib.crc32(key.encode()) % len(OTHER_COLORS)]
+
+
+def series_color(index: int) -> str:
+    """The colour of the index-th of several series that are not methods (e.g. rate settings)."""
+    return SERIES[index % len(SERIES)]
 
 
 def new_figure(ncols: int = 1, width: float = 5.5, height: float = 4.0,

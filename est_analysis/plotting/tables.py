@@ -16,13 +16,13 @@ def saving_vs_loss(ours: pd.DataFrame, paper: pd.DataFrame | None = None) -> plt
     stats = ours.groupby("label", sort=False).agg(
         saving=("flops_saving", "mean"), loss=("final_val_loss", "mean"),
         std=("final_val_loss", "std")).fillna({"std": 0.0})
-    for i, (label, row) in enumerate(stats.iterrows()):
+    for label, row in stats.iterrows():
         axes[0].errorbar(row["saving"], row["loss"], yerr=row["std"], fmt="o", capsize=3,
-                         color=color_for(label.lower(), i), label=label)
+                         color=color_for(label), label=label)
     axes[0].set_title("measured (this project)")
     if paper is not None:
-        for i, row in enumerate(paper.itertuples()):
-            axes[1].plot(row.flops_saving, row.val_loss, "s", color=color_for(row.label.lower(), i),
+        for row in paper.itertuples():
+            axes[1].plot(row.flops_saving, row.val_loss, "s", color=color_for(row.label),
                          label=row.label)
         axes[1].set_title("reported by the paper (GPT-2 124M, 150k steps)")
     for ax in axes:

@@ -1,4 +1,4 @@
-"""Experiment groups as YAML (`paper_repro/configs/<table>.yaml`): the rows of a table, each a
+"""Experiment groups as YAML (`configs/<table>.yaml`, package data): the rows of a table, each a
 method and schedule preset trained with a number of seeds that depends on the scale.
 
     rows:   [{label, method, preset, seeds: main|extra, method_options: {...}}]
@@ -15,16 +15,15 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from est_analysis.recipes import SCALES
-from est_analysis.train import TrainConfig
+from est_analysis.training import TrainConfig
+from est_analysis.training.recipes import SCALES
 
-REPO = Path(__file__).resolve().parents[2]
-CONFIG_DIR = REPO / "paper_repro" / "configs"
 TABLES = ("table2", "table3", "table4", "table5", "walltime")
 
 
@@ -58,7 +57,7 @@ class Experiment:
 
 
 def load_experiment(table: str, scale: str, seeds: int | None = None,
-                    config_dir: Path = CONFIG_DIR) -> Experiment:
+                    config_dir: Path | None = None) -> Experiment:
     """The runs of `table` at `scale`; `seeds` overrides the number of seeds of the rows marked
     `main` (the Original-vs-EST comparisons)."""
     if table not in TABLES:
@@ -67,9 +66,9 @@ def load_experiment(table: str, scale: str, seeds: int | None = None,
         raise ValueError(f"unknown scale {scale!r}; choose one of {SCALES}")
     if seeds is not None and seeds < 1:
         raise ValueError(f"--seeds {seeds} must be at least 1")
-    path = config_dir / f"{table}.yaml"
-    if not path.exists():
-        raise ValueError(f"{path} is missing: the experiment configs live in paper_repro/configs")
+    path = (config_dir or files(__package__).joinpath("configs")) / f"{table}.yaml"
+    if not path.is_file():
+        raise ValueError(f"{path} is missing: give a directory of <table>.yaml experiment configs")
     spec = yaml.safe_load(path.read_text())
     if table == "walltime":
         return Experiment(table, scale, spec["description"], [], {"walltime": spec["walltime"][scale]})

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from est_analysis.runs import TrainedRun
+from est_analysis.loss import token_loss
+from est_analysis.training import TrainedRun
 
 SENTENCE_END = (".", "!", "?", ";")
 
@@ -87,7 +87,7 @@ def downstream_proxies(run: TrainedRun, batches: int = 8, passages: int = 256,
         losses, hits, count = [], 0, 0
         for x, y in run.batches(corpus, batches):
             logits = model(x.to(device))
-            losses.append(F.cross_entropy(logits.flatten(0, 1), y.to(device).flatten()).item())
+            losses.append(token_loss(logits, y).item())
             hits += (logits.argmax(-1) == y.to(device)).sum().item()
             count += y.numel()
         results[f"{name}_loss"] = float(np.mean(losses))

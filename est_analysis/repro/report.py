@@ -1,6 +1,6 @@
 """What the notebooks show: a table's measured rows at a scale (produced on the spot at smoke
 scale when missing), summarized over seeds as mean +- std, beside the paper's numbers, which
-come from `paper_repro/paper_tables.csv` and are labelled as the paper's."""
+come from `est_analysis.paper` and are labelled as the paper's."""
 
 from __future__ import annotations
 
@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from est_analysis.repro.experiments import REPO
-from est_analysis.repro.runner import RESULTS_DIR, RUNS_ROOT, run_table
-
-PAPER_TABLES = REPO / "paper_repro" / "paper_tables.csv"
+from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_loss, transition_table
+from est_analysis.paper import paper_table
+from est_analysis.repro.claims import judge_claims
+from est_analysis.repro.runner import run_table
+from est_analysis.repro.workspace import find_workspace
+from est_analysis.training import RunDir
 
 
 def measured(table: str, scale: str, results_dir: Path | None = None,
              runs_root: Path | None = None) -> pd.DataFrame:
     """The runner's rows of `table` at `scale`. Missing smoke results are produced here (a few
     minutes); missing larger scales are an error naming the command that produces them."""
-    results_dir, runs_root = results_dir or RESULTS_DIR, runs_root or RUNS_ROOT
+    results_dir = results_dir or find_workspace().results
     path = results_dir / f"{table}.csv"
     rows = pd.read_csv(path) if path.exists() else pd.DataFrame({"scale": []})
     rows = rows[rows["scale"] == scale]
@@ -28,13 +30,6 @@ def measured(table: str, scale: str, results_dir: Path | None = None,
                                     f"`est repro {table} --scale {scale}` first")
         rows = run_table(table, scale, runs_root=runs_root, results_dir=results_dir, progress=False)
     return rows.reset_index(drop=True)
-
-
-def paper_numbers(table: str) -> pd.DataFrame:
-    """The paper's reported values for `table`: one row per label, one column per metric."""
-    numbers = pd.read_csv(PAPER_TABLES)
-    numbers = numbers[numbers["table"] == table]
-    return numbers.pivot(index="label", columns="metric", values="value")
 
 
 def summarize(rows: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
@@ -54,7 +49,7 @@ def side_by_side(table: str, rows: pd.DataFrame, pairs: dict[str, str]) -> pd.Da
     """Ours next to the paper's: `pairs` maps our column to the paper's metric; the columns
     are labelled 'ours: ...' and 'paper: ...'."""
     ours = summarize(rows, list(pairs)).rename(columns=lambda c: f"ours: {c}")
-    paper = paper_numbers(table).reindex(ours.index)
+    paper = paper_table(table).reindex(ours.index)
     columns = {}
     for our, their in pairs.items():
         columns[f"ours: {our}"] = ours[f"ours: {our}"]
@@ -65,8 +60,8 @@ def side_by_side(table: str, rows: pd.DataFrame, pairs: dict[str, str]) -> pd.Da
 
 def run_dirs(rows: pd.DataFrame, label: str) -> list[Path]:
     """The run directories of every seed of `label`."""
-    return [Path(d) if Path(d).is_absolute() else REPO / d
-            for d in rows.loc[rows["label"] == label, "run_dir"]]
+    workspace = find_workspace()
+    return [workspace.resolve(d) for d in rows.loc[rows["label"] == label, "run_dir"]]
 
 
 def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], list[Path]]:
@@ -75,11 +70,12 @@ def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], l
     has the results CSVs only, and `est repro TABLE --scale SCALE` recreates the runs."""
     histories, missing = {}, []
     for label in dict.fromkeys(rows["label"]):
-        for run in run_dirs(rows, label):
-            if (run / "metrics.csv").exists():
-                histories.setdefault(label, []).append(pd.read_csv(run / "metrics.csv"))
+        for path in run_dirs(rows, label):
+            run = RunDir(path)
+            if run.has_run:
+                histories.setdefault(label, []).append(run.read_metrics())
             else:
-                missing.append(run)
+                missing.append(path)
     return histories, missing
 
 
@@ -87,13 +83,10 @@ def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int 
                            ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
     """C3 and C4 from Table 2's runs: the transition table of every EST seed, the slopes of EST's
     stage 3 and of Original binned by loss level, and their ratio."""
-    from est_analysis.diagnostics import (loss_slopes, slope_ratio, slopes_at_equal_loss,
-                                          transition_table)
-
     transitions = pd.concat([transition_table(d, samples, window=10, batches=batches).assign(run=d.name)
                              for d in run_dirs(table2, "EST")], ignore_index=True)
     window = max(5, int(table2["steps"].iloc[0]) // 20)
-    slopes = {label: pd.concat([loss_slopes(pd.read_csv(d / "metrics.csv"), window,
+    slopes = {label: pd.concat([loss_slopes(RunDir(d).read_metrics(), window,
                                             stage=3 if label == "EST" else None)
                                 for d in run_dirs(table2, label)])
               for label in ("Original", "EST")}
@@ -104,8 +97,6 @@ def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int 
 def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | None = None
               ) -> pd.DataFrame:
     """Every claim judged from the results at `scale` (tables that are missing: not measured)."""
-    from est_analysis.repro.claims import judge_claims
-
     tables = {}
     for table in ("table2", "table3", "table5"):
         try:

@@ -1,7 +1,7 @@
 """`est repro`: train (or reuse) every run of a table, evaluate it, and write
 `paper_repro/results/<table>.csv` with one row per run and its provenance.
 
-Resumable: a run with a summary.json is finished and only re-read; an interrupted one resumes
+Resumable: a finished run (one with a summary) is only re-read; an interrupted one resumes
 from its checkpoint; results of other scales in the CSV are kept. Provenance is recorded when a
 run finishes (`provenance.json`: commit, config hash, machine, torch), so a row always names
 the code that trained it, not the code that assembled the table.
@@ -15,31 +15,34 @@ import json
 import os
 import platform
 import subprocess
-import sys
-import tempfile
 from pathlib import Path
 
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+import est_analysis
+from est_analysis.hessian import HessianOperator, hutchpp
 from est_analysis.io import atomic_write_text
-from est_analysis.repro.experiments import REPO, Experiment, RunSpec, load_experiment
-from est_analysis.train import train
+from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
+from est_analysis.repro.proxies import downstream_proxies
+from est_analysis.repro.walltime import walltime_table
+from est_analysis.repro.workspace import Workspace, find_workspace
+from est_analysis.training import RunDir, load_run, train
 
-RUNS_ROOT = REPO / "paper_repro" / "runs"
-RESULTS_DIR = REPO / "paper_repro" / "results"
+SOURCE = Path(est_analysis.__file__).resolve().parent
 
 
 def git_commit() -> str:
-    """Short commit of the working tree, '+dirty' when tracked files differ from it."""
+    """Short commit of the source checkout the package runs from, '+dirty' when tracked files
+    differ from it; for an installed package (no checkout) its version."""
     try:
-        commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        commit = subprocess.run(["git", "-C", str(SOURCE), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "-uno"],
+        dirty = subprocess.run(["git", "-C", str(SOURCE), "status", "--porcelain", "-uno"],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
+        return f"est_analysis {est_analysis.__version__} (not a git checkout)"
     return commit + ("+dirty" if dirty else "")
 
 
@@ -54,15 +57,14 @@ def config_hash(spec: RunSpec) -> str:
     return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def ensure_trained(spec: RunSpec, out: Path, progress: bool) -> dict:
+def ensure_trained(spec: RunSpec, out: RunDir, progress: bool) -> dict:
     """Train, resume or reuse the run in `out`; its summary plus provenance."""
-    if not (out / "summary.json").exists():
-        train(spec.config, out, resume=True, progress=progress)
-        summary = json.loads((out / "summary.json").read_text())
+    if not out.finished:
+        train(spec.config, out.path, resume=True, progress=progress)
         provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
-                      "machine": machine(summary["device"]), "torch": torch.__version__}
-        atomic_write_text(out / "provenance.json", json.dumps(provenance, indent=2))
-    return json.loads((out / "summary.json").read_text()) | json.loads((out / "provenance.json").read_text())
+                      "machine": machine(out.read_summary()["device"]), "torch": torch.__version__}
+        atomic_write_text(out.provenance, json.dumps(provenance, indent=2))
+    return out.read_summary() | json.loads(out.provenance.read_text())
 
 
 def _cached(path: Path, compute) -> dict:
@@ -71,12 +73,9 @@ def _cached(path: Path, compute) -> dict:
     return json.loads(path.read_text())
 
 
-def _hessian(out: Path, settings: dict) -> dict:
-    from est_analysis.hessian import HessianOperator, hutchpp
-    from est_analysis.runs import load_run
-
+def _hessian(out: RunDir, settings: dict) -> dict:
     def compute() -> dict:
-        run = load_run(out)
+        run = load_run(out.path)
         operator = HessianOperator(run.model, run.batches(settings.get("data", "train"),
                                                           settings["batches"]))
         estimate = hutchpp(operator, matvecs=settings["matvecs"], seed=0)
@@ -84,17 +83,15 @@ def _hessian(out: Path, settings: dict) -> dict:
                 "trace_ci_high": estimate.ci_high, "trace_per_param": estimate.per_param,
                 "trace_loss": operator.loss, "trace_hvps": estimate.matvecs}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return _cached(out / f"hessian-{key}.json", compute)
+    return _cached(out.path / f"hessian-{key}.json", compute)
 
 
-def _proxies(out: Path) -> dict:
-    from est_analysis.repro.proxies import downstream_proxies
-    from est_analysis.runs import load_run
-
-    return _cached(out / "proxies.json", lambda: downstream_proxies(load_run(out)))
+def _proxies(out: RunDir) -> dict:
+    return _cached(out.path / "proxies.json", lambda: downstream_proxies(load_run(out.path)))
 
 
-def _row(experiment: Experiment, spec: RunSpec, out: Path, record: dict) -> dict:
+def _row(experiment: Experiment, spec: RunSpec, out: RunDir, record: dict,
+         workspace: Workspace) -> dict:
     row = {"table": experiment.table, "scale": experiment.scale, "label": spec.label,
            "method": spec.config.method, "preset": spec.config.preset, "seed": spec.config.seed,
            "steps": record["steps"], "model": record["model"], "params": record["params"],
@@ -103,7 +100,7 @@ def _row(experiment: Experiment, spec: RunSpec, out: Path, record: dict) -> dict
     row |= _proxies(out)
     if "hessian" in experiment.settings:
         row |= _hessian(out, experiment.settings["hessian"])
-    row |= {"run_dir": str(out.relative_to(REPO) if out.is_relative_to(REPO) else out),
+    row |= {"run_dir": workspace.recorded(out.path),
             "commit": record["commit"], "config_hash": record["config_hash"],
             "device": record["device"], "machine": record["machine"], "torch": record["torch"]}
     return row
@@ -128,31 +125,31 @@ def _upsert(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
 
 
 def run_walltime(experiment: Experiment, results_dir: Path) -> pd.DataFrame:
-    """Tables 8-9 by `benchmarks/walltime.py` at the scale's models and batch sizes."""
+    """Tables 8-9 (`repro.walltime`) at the scale's models and batch sizes, on the CPU."""
     settings = experiment.settings["walltime"]
-    with tempfile.TemporaryDirectory() as tmp:
-        command = [sys.executable, str(REPO / "benchmarks" / "walltime.py"), "--models",
-                   settings["models"], "--batches", str(settings["batches"]), "--seq",
-                   str(settings["seq"]), "--repeats", str(settings["repeats"]), "--out", tmp]
-        subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
-        table = pd.read_csv(Path(tmp) / "walltime.csv")
+    table = walltime_table(settings["models"].split(","),
+                           [int(b) for b in str(settings["batches"]).split(",")], settings["seq"],
+                           settings["repeats"], settings.get("threads", 2))
     table.insert(0, "scale", experiment.scale)
     table = table.assign(commit=git_commit(), machine=machine("cpu"), torch=torch.__version__)
     return _upsert(results_dir / "walltime.csv", table, experiment.scale)
 
 
-def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path = RUNS_ROOT,
-              results_dir: Path = RESULTS_DIR, progress: bool = True) -> pd.DataFrame:
-    """Every run of `table` at `scale`; returns (and writes) the table's rows at that scale."""
+def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path | None = None,
+              results_dir: Path | None = None, progress: bool = True) -> pd.DataFrame:
+    """Every run of `table` at `scale`; returns (and writes) the table's rows at that scale.
+    Runs and results go to the workspace's folders unless given (`repro.workspace`)."""
+    workspace = find_workspace()
+    runs_root, results_dir = runs_root or workspace.runs, results_dir or workspace.results
     experiment = load_experiment(table, scale, seeds)
     results_dir.mkdir(parents=True, exist_ok=True)
     if table == "walltime":
         return run_walltime(experiment, results_dir)
     rows = []
     for spec in tqdm(experiment.runs, desc=f"{table} at {scale}", unit="run", disable=not progress):
-        out = runs_root / scale / spec.key
+        out = RunDir(runs_root / scale / spec.key)
         record = ensure_trained(spec, out, progress)
-        rows.append(_row(experiment, spec, out, record))
+        rows.append(_row(experiment, spec, out, record, workspace))
     result = _with_ratios(pd.DataFrame(rows))
     _upsert(results_dir / f"{table}.csv", result, scale)
     return result

@@ -1,6 +1,6 @@
 import pytest
 
-from est_analysis.train import TrainConfig, train
+from est_analysis.training import TrainConfig, train
 
 
 @pytest.fixture(scope="package")

@@ -4,7 +4,7 @@ dropout-theory second-order prediction, which must agree where the perturbation 
 import pytest
 
 from est_analysis.diagnostics import regularizer_gap, regularizer_table, second_order_gap
-from est_analysis.runs import load_run
+from est_analysis.training import load_run
 
 
 @pytest.fixture(scope="module")

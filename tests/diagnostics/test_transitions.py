@@ -2,8 +2,8 @@
 
 import pytest
 
-from est_analysis.checkpoint import CheckpointError, snapshot_path
 from est_analysis.diagnostics import transition_table
+from est_analysis.training import CheckpointError, RunDir
 
 
 def test_one_row_per_boundary_with_consistent_columns(est_run):
@@ -23,5 +23,5 @@ def test_runs_without_transitions_or_snapshots_are_refused(est_run, original_run
     copy = tmp_path / "run"
     copy.mkdir()
     (copy / "metrics.csv").write_text((est_run / "metrics.csv").read_text())
-    with pytest.raises(CheckpointError, match=str(snapshot_path(copy, 8).name)):
+    with pytest.raises(CheckpointError, match=RunDir(copy).snapshot(8).name):
         transition_table(copy)

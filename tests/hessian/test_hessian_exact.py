@@ -10,14 +10,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from est_analysis.hessian import (HessianOperator, MatrixOperator, hutchinson, hutchpp,
                                   spectral_density, top_eigenvalues)
-from est_analysis.models import ModelConfig, build_model
+from est_analysis.models import build_model
+from tests.helpers import TINY
 
-TINY = {
-    "gpt2": ModelConfig("gpt2-tiny", "gpt2", n_layer=2, n_head=2, n_kv_head=2, d_model=8,
-                        d_mlp=16, vocab_size=16, block_size=8),
-    "llama": ModelConfig("llama-tiny", "llama", n_layer=2, n_head=2, n_kv_head=1, d_model=8,
-                         d_mlp=12, vocab_size=16, block_size=8),
-}
 
 
 def _setup(arch):

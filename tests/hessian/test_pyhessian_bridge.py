@@ -7,7 +7,7 @@ from est_analysis.hessian import HessianOperator, hutchpp, spectral_density, top
 from est_analysis.hessian.pyhessian_bridge import (pyhessian_density, pyhessian_eigenvalues,
                                                    pyhessian_trace)
 from est_analysis.models import build_model
-from tests.hessian.test_hessian_exact import TINY
+from tests.helpers import TINY
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import json
 import pandas as pd
 import pytest
 
-from est_analysis.cli import main
+from est_analysis.cli.main import main
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def _json(capsys):
 
 
 def test_slices_are_seeded_and_centred_on_the_checkpoint(runs, capsys, tmp_path):
-    base = ["landscape", "slice", "--checkpoint", str(runs / "est"), "--points", "3", "--no-progress", "--json"]
+    base = ["landscape", "slice", str(runs / "est"), "--points", "3", "--no-progress", "--json"]
     assert main(base) == 0
     line = pd.DataFrame(_json(capsys)["table"])
     assert main(base) == 0
@@ -38,11 +38,11 @@ def test_slices_are_seeded_and_centred_on_the_checkpoint(runs, capsys, tmp_path)
 
 
 def test_interpolation_ends_at_both_checkpoints_and_sharpness_grows_with_eps(runs, capsys):
-    assert main(["landscape", "interpolate", "--checkpoint", str(runs / "original"), "--to",
-                 str(runs / "est"), "--points", "3", "--margin", "0", "--no-progress", "--json"]) == 0
+    assert main(["landscape", "interpolate", str(runs / "original"), str(runs / "est"),
+                 "--points", "3", "--margin", "0", "--no-progress", "--json"]) == 0
     curve = pd.DataFrame(_json(capsys)["table"])
     assert list(curve["alpha"]) == [0.0, 0.5, 1.0]
-    assert main(["landscape", "sharpness", "--checkpoint", str(runs / "est"), "--eps", "1e-4,1e-3",
+    assert main(["landscape", "sharpness", str(runs / "est"), "--eps", "1e-4,1e-3",
                  "--steps", "3", "--no-progress", "--json"]) == 0
     small, large = _json(capsys)["table"]
     assert 0 <= small["sharpness"] <= large["sharpness"]
@@ -53,10 +53,10 @@ def test_interpolation_ends_at_both_checkpoints_and_sharpness_grows_with_eps(run
     (["slice", "--span", "0"], "--span 0"),
     (["sharpness", "--eps", "big"], "--eps 'big'"),
     (["sharpness", "--eps", "0"], "eps=0"),
-    (["interpolate", "--to", "{llama}"], "different architectures"),
+    (["interpolate", "{llama}"], "different architectures"),
 ])
 def test_bad_input_gets_one_line(runs, capsys, args, message):
     args = [a.format(llama=runs / "llama") for a in args]
-    assert main(["landscape", args[0], "--checkpoint", str(runs / "est"), "--no-progress", *args[1:]]) == 2
+    assert main(["landscape", args[0], str(runs / "est"), "--no-progress", *args[1:]]) == 2
     err = capsys.readouterr().err
     assert message in err and err.startswith("est landscape: error:") and err.count("\n") == 1

@@ -6,14 +6,13 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
-import est_analysis.train as train_module
+import est_analysis.training.loop as train_module
 from est_analysis.cost import forward_flops
 from est_analysis.methods import build_policy
 from est_analysis.models import build_model
-from est_analysis.runs import load_run
-from est_analysis.subnet import derived_seed
-from est_analysis.train import TrainConfig, make_optimizer, train
-from tests.methods.conftest import loss_of
+from est_analysis.training import TrainConfig, load_run, train
+from est_analysis.training.optimizer import make_optimizer
+from tests.helpers import loss_of
 
 STEPS = 150
 
@@ -55,7 +54,7 @@ def test_masks_rise_linearly_from_zero(config):
 def test_growth_preserves_the_loss_at_every_transition(model, batch, ramp):
     config = model.config
     policy = build_policy("msg", config, STEPS, seed=0, options={"ramp": ramp})
-    optimizer = make_optimizer(model, TrainConfig(lr=1e-3))
+    optimizer = make_optimizer(model, lr=1e-3)
     for boundary in policy.schedule.boundaries[:-1]:
         before = loss_of(model, batch, policy.subnet(boundary - 1))
         model, optimizer = policy.grow(boundary, model, optimizer)
@@ -64,7 +63,7 @@ def test_growth_preserves_the_loss_at_every_transition(model, batch, ramp):
 
 def test_new_layers_start_as_copies_of_the_first(model):
     policy = build_policy("msg", model.config, STEPS, seed=0)
-    optimizer = make_optimizer(model, TrainConfig(lr=1e-3))
+    optimizer = make_optimizer(model, lr=1e-3)
     half = model.config.n_layer // 2
     policy.grow(20, model, optimizer)
     for i in range(half):
@@ -90,7 +89,7 @@ def test_parts_not_yet_grown_keep_their_initial_weights(tmp_path, monkeypatch):
         train(config, tmp_path, progress=False)
     run = load_run(tmp_path)
     assert run.step == 8
-    torch.manual_seed(derived_seed(0, train_module.INIT_SALT))
+    torch.manual_seed(train_module.init_seed(0))
     initial = build_model(run.model.config)
     half_layers, half_neurons = run.model.config.n_layer // 2, run.model.config.d_mlp // 2
     for i, (trained, init) in enumerate(zip(run.model.blocks, initial.blocks)):

@@ -6,13 +6,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-import est_analysis.train as train_module
+import est_analysis.training.loop as train_module
 from est_analysis.methods.staged import half_width
-from est_analysis.metrics import TIMING_COLUMNS
+from est_analysis.training.metrics import TIMING_COLUMNS
 from est_analysis.methods.width_growth import grow_width
 from est_analysis.models import build_model
-from est_analysis.train import TrainConfig, train
-from tests.methods.conftest import loss_of, perturbed
+from est_analysis.training import TrainConfig, train
+from tests.helpers import loss_of, perturbed
 
 
 def _small_and_optimizer(config, batch):

@@ -8,7 +8,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from est_analysis.cost import layer_step_flops, step_flops
 from est_analysis.models import build_model
 from est_analysis.subnet import Subnet
-from tests.models.masked_reference import masked_forward
+from est_analysis.models.masked import masked_forward
 
 ARCHS = ["gpt2-smoke", "llama-smoke"]
 RATES = [(0.5, 0.5, 0.5), (0.5, 0.5, 1.0), (1.0, 1.0, 0.5), (0.5, 0.25, 0.75)]

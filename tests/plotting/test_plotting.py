@@ -8,7 +8,7 @@ from matplotlib.collections import PolyCollection
 from matplotlib.figure import Figure
 
 from est_analysis import plotting
-from est_analysis.cli import main
+from est_analysis.cli.main import main
 
 
 def _metrics(seed: int, stages=(1, 2, 3)) -> pd.DataFrame:
@@ -35,6 +35,25 @@ def test_loss_curves_band_seeds_and_label_stages():
         assert any("stage 3" in t.get_text() for t in ax.texts)
     with pytest.raises(ValueError, match="x is one of"):
         plotting.loss_curves(runs, x="epoch")
+
+
+def test_one_colour_per_method_whatever_the_figure_panel_or_order():
+    ours = pd.DataFrame({"label": ["EST-ONE-STAGE", "EST-TWO-STAGE-C", "EST", "Original"],
+                         "flops_saving": [0.36, 0.22, 0.19, 0.0],
+                         "final_val_loss": [5.4, 5.3, 5.3, 5.0]})
+    paper = pd.DataFrame({"label": ["EST", "Original", "EST-TWO-STAGE-C", "EST-ONE-STAGE"],
+                          "flops_saving": [0.267, 0.0, 0.3, 0.5], "val_loss": [2.9, 2.9, 3.0, 3.1]})
+    figure = plotting.saving_vs_loss(ours, paper)
+    panels = []
+    for ax in figure.axes:
+        handles, labels = ax.get_legend_handles_labels()
+        panels.append({label: (h.lines[0] if hasattr(h, "lines") else h).get_color()
+                       for h, label in zip(handles, labels)})
+    assert panels[0] == panels[1]
+    assert len(set(panels[0].values())) == 4  # EST and EST-ONE-STAGE differ
+    assert plotting.color_for("Staged Training") == plotting.color_for("staged")
+    assert plotting.color_for("est (mean of 3 seeds)") == plotting.color_for("EST")
+    assert plotting.color_for("run_a") == plotting.color_for("run_a")  # by name, not position
 
 
 def test_every_figure_function_draws_its_table(tmp_path):

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from est_analysis.repro.proxies import downstream_proxies, last_word_accuracy
-from est_analysis.runs import load_run
-from est_analysis.train import TrainConfig, train
+from est_analysis.training import load_run
+from est_analysis.training import TrainConfig, train
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import est_analysis.repro.runner as runner_module
-from est_analysis.cli import main
+from est_analysis.cli.main import main
 from est_analysis.repro import load_experiment, run_table
 
 

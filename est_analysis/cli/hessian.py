@@ -1,0 +1,125 @@
+"""`est hessian`: Hessian trace, top eigenvalues and spectral density of a trained run."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from est_analysis import plotting
+from est_analysis.cli.options import add_batch_options, add_run_argument, positive_int, run_and_batches
+from est_analysis.hessian import HessianOperator, hutchinson, hutchpp, spectral_density, top_eigenvalues
+from est_analysis.hessian.pyhessian_bridge import pyhessian_trace
+from est_analysis.training import TrainedRun
+
+EXAMPLES = """examples:
+  est hessian trace runs/smoke --json
+  est hessian trace runs/smoke/checkpoint.pt --tol 0.05 --by-block
+  est hessian trace runs/smoke --estimator pyhessian --batches 1 --probes 100
+  est hessian eigen runs/smoke --top 5
+  est hessian density runs/smoke --plot density.png
+"""
+ESTIMATORS = ("hutchpp", "hutchinson", "pyhessian")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hessian", help="Hessian trace / eigenvalues / density of a trained run",
+                       formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+                       description="Curvature of the training loss of a trained run (full "
+                                   "model, eval mode), as in the paper's Table 5 and section 5.2.")
+    commands = p.add_subparsers(dest="hessian_command", required=True, metavar="{trace,eigen,density}")
+    trace = commands.add_parser("trace", help="Tr(H) with a 95 %% CI (Hutch++ by default)")
+    trace.add_argument("--estimator", choices=ESTIMATORS, default="hutchpp",
+                       help="trace estimator (default %(default)s)")
+    trace.add_argument("--probes", type=positive_int, default=99,
+                       help="Hessian-vector products to spend (Hutch++: a third sketch, a third "
+                            "exact part, a third probes) (default %(default)s)")
+    trace.add_argument("--tol", type=float, help="instead of --probes: stop when the CI half-width "
+                                                 "is below TOL x |trace|")
+    trace.add_argument("--by-block", action="store_true",
+                       help="also trace embeddings, each layer's attention and MLP, norms, LM head")
+    trace.set_defaults(func=run_trace)
+    eigen = commands.add_parser("eigen", help="top eigenvalues by Lanczos")
+    eigen.add_argument("--top", type=positive_int, default=1, help="how many (default %(default)s)")
+    eigen.add_argument("--iters", type=positive_int, help="Lanczos steps (default max(3 top + 30, 50))")
+    eigen.set_defaults(func=run_eigen)
+    density = commands.add_parser("density", help="spectral density by stochastic Lanczos quadrature")
+    density.add_argument("--iters", type=positive_int, default=80, help="Lanczos steps per run")
+    density.add_argument("--vectors", type=positive_int, default=4,
+                         help="independent starting vectors (default %(default)s)")
+    density.add_argument("--plot", type=Path, help="write the smoothed density to this path as PNG and PDF")
+    density.set_defaults(func=run_density)
+    for q in (trace, eigen, density):
+        add_run_argument(q)
+        add_batch_options(q)
+        q.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _operator(args: argparse.Namespace) -> tuple[TrainedRun, HessianOperator]:
+    run, batches = run_and_batches(args)
+    return run, HessianOperator(run.model, batches)
+
+
+def run_trace(args: argparse.Namespace) -> None:
+    if args.estimator == "pyhessian":
+        if args.batches != 1 or args.tol or args.by_block:
+            raise ValueError("--estimator pyhessian takes one batch (--batches 1), a fixed "
+                             "--probes, and no --by-block: pyhessian has no fixed multi-batch "
+                             "probes, CI stopping rule or per-block traces")
+        run, (batch,) = run_and_batches(args)
+        result = pyhessian_trace(run.model, batch, args.probes, args.seed)
+    else:
+        run, op = _operator(args)
+        estimator = hutchpp if args.estimator == "hutchpp" else hutchinson
+        budget = {"matvecs": args.probes} if args.estimator == "hutchpp" else {"probes": args.probes}
+        result = estimator(op, tol=args.tol, seed=args.seed, by_block=args.by_block,
+                           progress=not args.no_progress, **budget)
+    summary = result.to_dict() | {"run": str(args.run), "step": run.step, "data": args.data,
+                                  "batches": args.batches}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"{args.run} (step {run.step}), {args.data} data, {args.batches} batch(es)")
+    print(f"Tr(H) = {result.estimate:.6g} +- {result.stderr:.3g} (95 % CI {result.ci_low:.6g} .. "
+          f"{result.ci_high:.6g}); per parameter {result.per_param:.4g} over {result.n_params} "
+          f"parameters; {args.estimator}, {result.matvecs} HVPs, {result.wall_s:.1f} s")
+    if result.blocks:
+        blocks = pd.DataFrame([{"block": k, "trace": e, "stderr": s} for k, (e, s) in result.blocks.items()])
+        blocks["share"] = blocks["trace"] / result.estimate
+        print(blocks.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def run_eigen(args: argparse.Namespace) -> None:
+    run, op = _operator(args)
+    result = top_eigenvalues(op, args.top, args.iters, args.seed, progress=not args.no_progress)
+    summary = {"run": str(args.run), "step": run.step, "top": result.values,
+               "residual_bounds": result.residuals, "smallest_ritz": result.smallest,
+               "hvps": result.matvecs, "wall_s": result.wall_s}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    for i, (value, residual) in enumerate(zip(result.values, result.residuals), 1):
+        print(f"lambda_{i} = {value:.6g}  (Lanczos residual bound {residual:.2g})")
+    print(f"most negative Ritz value {result.smallest:.6g}; {result.matvecs} HVPs, {result.wall_s:.1f} s")
+
+
+def run_density(args: argparse.Namespace) -> None:
+    run, op = _operator(args)
+    density = spectral_density(op, args.iters, args.vectors, args.seed, progress=not args.no_progress)
+    if args.plot:
+        figure = plotting.spectral_density(density)
+        figure.axes[0].set_title(f"{args.run} (step {run.step})")
+        plotting.save(figure, args.plot)
+    summary = {"run": str(args.run), "step": run.step,
+               "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),
+               "slq_trace": density.trace(op.size), "hvps": density.matvecs, "wall_s": density.wall_s}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"eigenvalue range {density.nodes.min():.4g} .. {density.nodes.max():.4g}; "
+          f"SLQ trace {summary['slq_trace']:.6g}; mass below 0: "
+          f"{float(np.sum(density.weights * (density.nodes < 0)) / density.nodes.shape[0]):.3f}; "
+          f"{density.matvecs} HVPs, {density.wall_s:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))

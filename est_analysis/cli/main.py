@@ -1,0 +1,64 @@
+"""The `est` command: a table of subcommands, one module each, and one error policy (a clear
+`est CMD: error: ...` line and exit status 2 for bad input, never a traceback)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+from est_analysis.cli import (compare, cost, diagnose, hessian, landscape, listing, plot, repro,
+                              train)
+from est_analysis.training import CheckpointError, RunDirError, TrainingError
+
+# name -> the module that adds its parser (its `add_parser`) and runs it
+COMMANDS = {"train": train, "compare": compare, "cost": cost, "hessian": hessian,
+            "diagnose": diagnose, "landscape": landscape, "plot": plot, "repro": repro, "list": listing}
+
+EXAMPLES = """examples:
+  est compare                                   # Original vs EST at cpu scale, a few minutes
+  est train --preset est-gpt2 --scale smoke --out runs/smoke
+  est train --preset est-tinyllama --scale cpu --method est --out runs/llama --seed 1
+  est train --out runs/smoke --resume           # continue an interrupted run exactly
+  est cost --preset est-gpt2 --model gpt2-124m  # FLOPs saving of a schedule (26.7 %)
+  est hessian trace runs/smoke --json           # Tr(H) with a 95 % CI
+  est list                                      # presets, models and scales
+Every command that analyses a trained run takes it as a positional RUN: a run directory, its
+checkpoint.pt or one of its snapshots/step_*.pt.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="est", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
+        description="Evolving Subnetwork Training (Li et al., ICML 2024): train GPT-2/Llama on "
+                    "random subnetworks that grow stage by stage, compare with full training, "
+                    "and measure why it works.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in COMMANDS.values():
+        module.add_parser(sub)
+    return parser
+
+
+def _warning_line(message, category, filename, lineno, line=None) -> str:
+    return f"est: warning: {message}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed by argparse
+        return int(exit_.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
+    try:
+        args.func(args)
+    except (ValueError, OSError, TrainingError, CheckpointError, RunDirError) as err:
+        print(f"est {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"est {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        warnings.formatwarning = formatwarning
+    return 0

@@ -1,0 +1,159 @@
+"""One training run's settings (`TrainConfig`), resolved against the scale's recipe.
+
+Every field carries its one-line help in its metadata, and the command line is generated from
+the fields (`est_analysis.cli.options`): a new field is a new `est train` flag and YAML key.
+Fields left None take the value of the scale's recipe (`recipes.py`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from est_analysis.methods import METHODS, SubnetPolicy, build_policy
+from est_analysis.model_config import ModelConfig
+from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rates
+from est_analysis.training.lr import LR_SCHEDULES
+from est_analysis.training.optimizer import INACTIVE_MODES
+from est_analysis.training.recipes import SCALES, recipe_for
+
+# fields that may change on resume without changing the numbers
+RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every")
+
+
+def option(default: Any, help: str, **cli: Any) -> Any:
+    """A config field with its help text; `cli` may give `choices`, `parse` (text -> value),
+    `flag` (the option's name, default --field-name) and `repeat` (a flag given many times,
+    each NAME=VALUE, collected into a mapping)."""
+    return field(default=default, metadata={"help": help, **cli})
+
+
+@dataclass
+class TrainConfig:
+    """One training run. Fields left None take the value of the scale's recipe."""
+
+    preset: str = option("est-gpt2", "sampling-scheduler preset; it also picks the architecture "
+                         "(est-tinyllama: Llama, others: GPT-2)", choices=tuple(sorted(PRESETS)))
+    stages: list[float] | None = option(None, "custom schedule instead of the preset's: stage "
+                                        "boundaries as fractions (0.2,0.5,1) or steps "
+                                        "(20000,70000,150000); needs --rates",
+                                        parse=parse_boundaries)
+    rates: list[list[float]] | None = option(None, "p_H,p_M,p_L of each custom stage, "
+                                             "'/'-separated: .5,.5,.5/.5,.5,1/1,1,1",
+                                             parse=lambda text: [list(t) for t in parse_rates(text)])
+    method: str = option("est", "est, original (the full model), or a baseline: staged (Staged "
+                         "Training), msg (Masked Structural Growth), raptr (random path "
+                         "training), layer-drop (progressive layer dropping)", choices=METHODS)
+    method_options: dict | None = option(None, "a method's own setting, repeatable: raptr "
+                                         "fixed=first,last|first|last|none, scale=none|inverse; "
+                                         "layer-drop theta=0.5, gamma=..., progressive=false "
+                                         "(stochastic depth); msg ramp=0.033; staged "
+                                         "grow_at=0.333, noise=0.001", flag="--method-option",
+                                         repeat=True)
+    scale: str = option("smoke", "model/batch/run size: smoke (seconds), cpu (minutes on 2 "
+                        "cores), paper (the paper's settings)", choices=SCALES)
+    model: str | None = option(None, "model config name (default: from preset and scale)")
+    corpus: str = option("shakespeare", "'shakespeare', 'cpython-stdlib', or a path to a "
+                         "text/jsonl file or a directory of them")
+    steps: int | None = option(None, "total training steps")
+    seed: int = option(0, "seed of the initialisation, data order and subnets")
+    batch_size: int | None = option(None, "sequences per micro-batch (global: split across "
+                                    "processes under --nproc / torchrun)")
+    grad_accum: int | None = option(None, "micro-batches per optimizer step")
+    seq_len: int | None = option(None, "tokens per sequence")
+    lr: float | None = option(None, "peak learning rate")
+    lr_schedule: str | None = option(None, "learning-rate schedule (appendix A)",
+                                     choices=LR_SCHEDULES)
+    warmup_fraction: float | None = option(None, "linear warmup, as a fraction of the run")
+    min_lr_ratio: float | None = option(None, "final learning rate as a fraction of the peak")
+    weight_decay: float = option(0.1, "AdamW weight decay of matrices and embeddings")
+    beta1: float = option(0.9, "AdamW beta1")
+    beta2: float = option(0.95, "AdamW beta2")
+    grad_clip: float = option(1.0, "gradient-norm clipping threshold")
+    eval_every: int | None = option(None, "validate the full model every N steps")
+    eval_batches: int | None = option(None, "fixed validation batches per evaluation")
+    ckpt_every: int | None = option(None, "write checkpoint.pt every N steps (also at every "
+                                    "stage boundary and the end)")
+    snapshot_every: int | None = option(None, "keep a model snapshot every N steps in "
+                                        "snapshots/ (one is always kept at each stage "
+                                        "boundary), for `est diagnose` trajectories")
+    inactive_params: str = option("dense", "optimizer treatment of parameters outside the "
+                                  "subnet (est_analysis.training.optimizer)", choices=INACTIVE_MODES)
+    device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
+    threads: int | None = option(None, "torch CPU threads")
+
+    def resolved(self) -> "TrainConfig":
+        """Recipe values filled in for the fields left None, then validated."""
+        recipe = dataclasses.asdict(recipe_for(self.scale, self.preset))
+        filled = {k: recipe[k] if v is None and k in recipe else v
+                  for k, v in dataclasses.asdict(self).items()}
+        config = TrainConfig(**filled)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        positive = ("steps", "batch_size", "grad_accum", "seq_len", "eval_every", "eval_batches",
+                    "ckpt_every", "snapshot_every")
+        for name in positive:
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name}={value!r} must be a positive integer")
+        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr={self.lr} must be a positive number")
+        if (self.stages is None) != (self.rates is None):
+            raise ValueError("stages and rates go together: a custom schedule needs both "
+                             "(--stages and --rates)")
+        if self.method not in METHODS:
+            raise ValueError(f"method={self.method!r}; choose one of {METHODS}")
+        if self.method_options is not None and not isinstance(self.method_options, dict):
+            raise ValueError(f"method_options={self.method_options!r} must be a mapping of "
+                             "option names to values")
+        if self.inactive_params not in INACTIVE_MODES:
+            raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
+
+    def schedule(self) -> Schedule:
+        """The custom schedule if given, else the preset's, scaled to `steps`."""
+        if self.stages is not None:
+            return Schedule.custom(self.stages, [tuple(r) for r in self.rates], self.steps)
+        return Schedule.preset(self.preset, self.steps)
+
+    def policy(self, model_config: ModelConfig) -> SubnetPolicy:
+        """The method's policy for this run: EST follows the preset or custom schedule, RAPTR a
+        custom schedule if given, the other methods their own stages."""
+        custom = self.stages is not None
+        schedule = self.schedule() if self.method == "est" or custom else None
+        return build_policy(self.method, model_config, self.steps, self.seed, schedule,
+                            self.method_options)
+
+    def differences(self, other: "TrainConfig") -> dict[str, tuple[Any, Any]]:
+        """Field -> (self's value, other's) for every field that changes a run's numbers."""
+        mine, theirs = dataclasses.asdict(self), dataclasses.asdict(other)
+        return {k: (mine[k], theirs[k]) for k in mine
+                if k not in RUNTIME_FIELDS and mine[k] != theirs[k]}
+
+    @staticmethod
+    def from_yaml(path: str | Path, **overrides: object) -> "TrainConfig":
+        """Fields from a YAML mapping, then non-None `overrides` on top."""
+        try:
+            fields = yaml.safe_load(Path(path).read_text()) or {}
+        except FileNotFoundError:
+            raise FileNotFoundError(f"config file {path} does not exist") from None
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+            raise ValueError(f"config file {path} is not valid YAML{where}: "
+                             f"{getattr(err, 'problem', None) or err}") from None
+        if not isinstance(fields, dict):
+            raise ValueError(f"config file {path} must hold a mapping of TrainConfig fields")
+        valid = {f.name for f in dataclasses.fields(TrainConfig)}
+        unknown = set(fields) - valid
+        if unknown:
+            raise ValueError(f"config file {path}: unknown fields {sorted(unknown)}; "
+                             f"valid fields are {sorted(valid)}")
+        fields.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig(**fields)

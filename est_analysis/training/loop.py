@@ -1,0 +1,293 @@
+"""The training loop shared by every method: AdamW, the paper's LR schedules, gradient
+clipping and accumulation, per-step metrics, full-model validation, atomic checkpoints and
+exact resume.
+
+Everything random is a function of (seed, step): the subnet (`Subnet.for_step`), the data
+windows of each micro-batch (`data.step_batch`), the initialisation (seed only). A resumed
+run therefore repeats the uninterrupted run bit for bit on CPU.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch.nn.parallel import DistributedDataParallel
+from tqdm.auto import tqdm
+
+from est_analysis.cost.flops import step_flops
+from est_analysis.data import TokenData, check_fits, fixed_batches, load_corpus, step_batch
+from est_analysis.io import atomic_write_text, check_writable_dir
+from est_analysis.loss import Batch, batch_loss, evaluate, token_loss
+from est_analysis.methods import SubnetPolicy
+from est_analysis.models import Decoder, build_model, get_config
+from est_analysis.seeding import derived_seed
+from est_analysis.subnet import Subnet
+from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
+from est_analysis.training.config import TrainConfig
+from est_analysis.training.distributed import DistContext, init_from_env, shutdown
+from est_analysis.training.index_generator import IndexGenerator
+from est_analysis.training.lr import lr_at
+from est_analysis.training.metrics import MetricsLog
+from est_analysis.training.optimizer import make_optimizer, optimizer_step
+from est_analysis.training.recipes import recipe_for
+from est_analysis.training.run_dir import RunDir
+
+INIT_SALT = 2  # separates the initialisation from the other draws seeded by the run's seed
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+@dataclass
+class Run:
+    """What one run trains on (fixed) and where it stands (changes every step)."""
+
+    cfg: TrainConfig
+    out: RunDir
+    data: TokenData
+    policy: SubnetPolicy
+    model: Decoder
+    optimizer: torch.optim.Optimizer
+    step: int = 0  # steps done
+    wall_s: float = 0.0  # training seconds so far (evaluation excluded)
+    cum_flops: int = 0
+    val_loss: float = math.nan  # the last validation loss
+
+    @property
+    def inactive_mode(self) -> str:
+        return self.policy.inactive_mode or self.cfg.inactive_params
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def init_seed(seed: int) -> int:
+    """The torch seed the model is initialised with in a run seeded with `seed`."""
+    return derived_seed(seed, INIT_SALT)
+
+
+def eval_steps(config: TrainConfig, boundaries: tuple[int, ...]) -> set[int]:
+    """Steps after which the full model is validated: every `eval_every`, the last step of each
+    stage and the first step of the next (just before / just after each boundary), the end."""
+    steps = {s for s in range(config.steps) if (s + 1) % config.eval_every == 0}
+    for b in boundaries[:-1]:
+        steps |= {b - 1, b}
+    return steps | {0, config.steps - 1}
+
+
+def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
+          progress: bool = True) -> Path:
+    """Train one run into `out_dir` (see `RunDir` for the files it writes)."""
+    cfg = config.resolved()
+    out = RunDir(out_dir)
+    if not resume and out.has_run:
+        raise TrainingError(f"{out.path} already holds a run: pass --resume to continue it, or "
+                            "choose a new --out")
+    check_writable_dir(out.path)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    context = init_from_env(resolve_device(cfg.device))
+    try:
+        run = _start(cfg, out, resume, context)
+        _loop(run, context, progress and context.is_main)
+        if context.is_main:
+            _write_summary(run, context)
+        context.barrier()
+    finally:
+        shutdown(context)
+    return out.path
+
+
+def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext) -> Run:
+    """The run's data, policy, model and optimizer, restored from the checkpoint on resume."""
+    data = load_corpus(cfg.corpus, recipe_for(cfg.scale, cfg.preset).vocab_size)
+    model_config = get_config(cfg.model).with_vocab(data.vocab_size)
+    if cfg.seq_len > model_config.block_size:
+        raise ValueError(f"seq_len={cfg.seq_len} exceeds the context of {model_config.name} "
+                         f"(block_size={model_config.block_size})")
+    check_fits(data.train, cfg.batch_size, cfg.seq_len, "training")
+    check_fits(data.val, cfg.batch_size, cfg.seq_len, "validation")
+    policy = cfg.policy(model_config)
+    state = None
+    if resume and out.checkpoint.exists():
+        state = load_checkpoint(out.checkpoint)
+        _check_compatible(state, cfg, data.fingerprint, out.checkpoint)
+    start = state["step"] if state else 0
+    torch.manual_seed(init_seed(cfg.seed))
+    # the model as it was after step start - 1 (a growth step grows it in the loop)
+    model = build_model(policy.model_config_at(max(start - 1, 0))).to(context.device)
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    run = Run(cfg, out, data, policy, model, optimizer)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        run.step, run.wall_s, run.cum_flops = state["step"], state["wall_s"], state["cum_flops"]
+        torch.set_rng_state(state["rng_cpu"])
+    return run
+
+
+def _loop(run: Run, context: DistContext, progress: bool) -> None:
+    """Train from `run.step` to the end: one `_train_step` per step, then its metrics row,
+    snapshot and checkpoint."""
+    cfg, schedule = run.cfg, run.policy.schedule
+    context.barrier()  # every rank has read the run directory before rank 0 writes to it
+    log = _open_log(run, context) if context.is_main else None
+    val_batches = fixed_batches(run.data.val, cfg.eval_batches, cfg.batch_size, cfg.seq_len)
+    to_eval = eval_steps(cfg, schedule.boundaries)
+    _warm_up(run.model, val_batches[0])  # before DDP: its gradient hooks see every backward
+    trained = _wrapped(run, context)
+    if run.step == 0 and cfg.snapshot_every and context.is_main:  # the initialisation
+        _save_snapshot(run, 0)
+    bar = tqdm(range(run.step, cfg.steps), initial=run.step, total=cfg.steps, disable=not progress,
+               desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
+    with IndexGenerator(run.policy, run.step, cfg.steps, device=context.device) as subnets:
+        for step in bar:
+            t0 = time.perf_counter()
+            grown = run.policy.grow(step, run.model, run.optimizer)
+            if grown[0] is not run.model:
+                run.model, run.optimizer = grown
+                trained = _wrapped(run, context)
+            subnet = subnets.get(step)
+            lr, train_loss = _train_step(run, trained, context, step, subnet)
+            step_s = time.perf_counter() - t0
+            run.wall_s += step_s
+            flops = cfg.grad_accum * step_flops(run.model.config, subnet, cfg.batch_size, cfg.seq_len)
+            run.cum_flops += flops
+            run.step = step + 1
+            if not context.is_main:
+                continue
+            row = _metrics_row(run, step, flops, lr, train_loss, step_s)
+            if step in to_eval:
+                run.val_loss = row["val_loss"] = evaluate(run.model, val_batches,
+                                                          run.policy.eval_subnet(step))
+            log.write(row)
+            bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{run.val_loss:.3f}")
+            _save_progress(run)
+    if log is not None:
+        log.close()
+
+
+def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: int,
+                subnet: Subnet) -> tuple[float, float]:
+    """One optimizer step on `subnet` over the step's micro-batches; (lr, mean training loss)."""
+    cfg, rows, device = run.cfg, context.rows(run.cfg.batch_size), context.device
+    lr = lr_at(step, cfg.steps, cfg.lr, cfg.lr_schedule, round(cfg.warmup_fraction * cfg.steps),
+               cfg.min_lr_ratio)
+    for group in run.optimizer.param_groups:
+        group["lr"] = lr
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+    train_loss = 0.0
+    for micro in range(cfg.grad_accum):
+        x, y = step_batch(run.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
+        last = micro == cfg.grad_accum - 1  # DDP reduces gradients once, after the last
+        with trained.no_sync() if context.active and not last else nullcontext():
+            with autocast:
+                logits = trained(x[rows].to(device), subnet)
+            loss = token_loss(logits.float(), y[rows])
+            (loss / cfg.grad_accum).backward()
+        train_loss += loss.item() / cfg.grad_accum
+    train_loss = context.mean(train_loss)
+    if not math.isfinite(train_loss):
+        checkpoint = run.out.checkpoint
+        raise TrainingError(
+            f"non-finite training loss ({train_loss}) at step {step} (stage "
+            f"{run.policy.schedule.stage_at(step) + 1}, rates {tuple(run.policy.rates(step))}, "
+            f"lr {lr:.3g}); stopped. The last good checkpoint "
+            f"{'is ' + str(checkpoint) if checkpoint.exists() else 'does not exist yet'}; "
+            "lower --lr or raise warmup before resuming")
+    torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
+    optimizer_step(run.model, run.optimizer, subnet, run.inactive_mode)
+    run.optimizer.zero_grad(set_to_none=True)
+    return lr, train_loss
+
+
+def _metrics_row(run: Run, step: int, flops: int, lr: float, train_loss: float,
+                 step_s: float) -> dict:
+    cfg, rates = run.cfg, run.policy.rates(step)
+    return {"step": step, "stage": run.policy.schedule.stage_at(step) + 1, "p_H": rates.p_heads,
+            "p_M": rates.p_mlp, "p_L": rates.p_layers,
+            "tokens": (step + 1) * cfg.grad_accum * cfg.batch_size * cfg.seq_len,
+            "step_flops": flops, "cum_flops": run.cum_flops, "lr": lr, "train_loss": train_loss,
+            "val_loss": "", "step_s": step_s, "wall_s": run.wall_s}
+
+
+def _open_log(run: Run, context: DistContext) -> MetricsLog:
+    """Write config.yaml and open metrics.csv, keeping the rows before the resumed step."""
+    schedule = run.policy.schedule
+    run.out.path.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.out.config, yaml.safe_dump(
+        {**dataclasses.asdict(run.cfg), "model_config": run.policy.config.to_dict(),
+         "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
+         "world_size": context.world_size}, sort_keys=False))
+    log = MetricsLog(run.out.metrics, keep_steps_before=run.step)
+    run.val_loss = log.last_val_loss
+    return log
+
+
+def _wrapped(run: Run, context: DistContext) -> torch.nn.Module:
+    """The model as trained: under DDP when several processes run, told whether layers are
+    skipped (their parameters then get no gradient that step)."""
+    if not context.active:
+        return run.model
+    return DistributedDataParallel(run.model, find_unused_parameters=run.policy.skips_layers)
+
+
+def _save_progress(run: Run) -> None:
+    """A snapshot at stage boundaries and every `snapshot_every` steps; a checkpoint every
+    `ckpt_every` steps, at stage boundaries and at the end."""
+    cfg, done, boundaries = run.cfg, run.step, run.policy.schedule.boundaries
+    if done in boundaries or (cfg.snapshot_every and done % cfg.snapshot_every == 0):
+        _save_snapshot(run, done)
+    if done % cfg.ckpt_every == 0 or done == cfg.steps or done in boundaries:
+        save_checkpoint(run.out.checkpoint, {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
+            "config": dataclasses.asdict(cfg), "data_fingerprint": run.data.fingerprint,
+            "rng_cpu": torch.get_rng_state()})
+
+
+def _save_snapshot(run: Run, step: int) -> None:
+    """A model-only copy after `step` steps, readable by `load_run` (for diagnostics)."""
+    save_checkpoint(run.out.snapshot(step), {"model": run.model.state_dict(), "step": step,
+                                             "config": dataclasses.asdict(run.cfg),
+                                             "data_fingerprint": run.data.fingerprint})
+
+
+def _write_summary(run: Run, context: DistContext) -> None:
+    cfg = run.cfg
+    summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
+               "steps": cfg.steps, "final_val_loss": run.val_loss, "total_flops": run.cum_flops,
+               "train_wall_s": run.wall_s, "model": run.policy.config.name,
+               "params": run.model.num_params(), "torch": torch.__version__,
+               "device": str(context.device), "world_size": context.world_size}
+    atomic_write_text(run.out.summary, json.dumps(summary, indent=2))
+
+
+def _warm_up(model: Decoder, batch: Batch) -> None:
+    """One untimed full-model forward+backward, so that one-off start-up costs (thread pools,
+    allocator growth) do not land in the first step's time; it changes no parameter."""
+    batch_loss(model, batch).backward()
+    model.zero_grad(set_to_none=True)
+
+
+def _check_compatible(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> None:
+    differences = TrainConfig(**state["config"]).differences(cfg)
+    if differences:
+        listed = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differences.items())
+        raise TrainingError(f"cannot resume from {path}: the config differs ({listed}). "
+                            "Resume with the original settings or start a new --out")
+    if state.get("data_fingerprint") != fingerprint:
+        raise TrainingError(f"cannot resume from {path}: it was trained on a different corpus or "
+                            "tokenizer than the one loaded now")

@@ -1,0 +1,45 @@
+"""`metrics.csv`: one row per training step, flushed as it is written. On resume the rows of
+steps after the checkpoint are dropped (atomically) so that the file matches an
+uninterrupted run."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+from est_analysis.io import atomic_write_text
+
+COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_flops", "lr",
+           "train_loss", "val_loss", "step_s", "wall_s")
+TIMING_COLUMNS = ("step_s", "wall_s")  # the only columns that differ between identical runs
+# the x axes a run's progress is measured along: name -> (column, axis label)
+X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
+          "flops": ("cum_flops", "cumulative training FLOPs"),
+          "wall": ("wall_s", "training wall time (s)")}
+
+
+class MetricsLog:
+    def __init__(self, path: str | Path, keep_steps_before: int = 0) -> None:
+        self.path = Path(path)
+        kept = []
+        if keep_steps_before > 0 and self.path.exists():
+            with self.path.open(newline="") as f:
+                kept = [r for r in csv.DictReader(f) if int(r["step"]) < keep_steps_before]
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(kept)
+        atomic_write_text(self.path, buffer.getvalue())
+        # the last validation loss of the kept rows: a run resumed at its end reports it
+        self.last_val_loss = next((float(r["val_loss"]) for r in reversed(kept) if r["val_loss"]),
+                                  float("nan"))
+        self._file = self.path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
+
+    def write(self, row: dict) -> None:
+        self._writer.writerow(row)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

@@ -1,0 +1,58 @@
+"""Reopen a trained run from its checkpoint or one of its snapshots: the model, its config and
+its tokenized corpus, checked to be the corpus and tokenizer it was trained on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from est_analysis.data import TokenData, fixed_batches, load_corpus
+from est_analysis.loss import Batch
+from est_analysis.models import Decoder, build_model, get_config
+from est_analysis.training.checkpoint import CheckpointError, load_checkpoint
+from est_analysis.training.config import TrainConfig
+from est_analysis.training.recipes import recipe_for
+from est_analysis.training.run_dir import checkpoint_file
+
+
+@dataclass
+class TrainedRun:
+    model: Decoder
+    config: TrainConfig
+    data: TokenData
+    step: int
+
+    def batches(self, corpus: str = "train", n_batches: int = 4, batch_size: int | None = None,
+                seq_len: int | None = None) -> list[Batch]:
+        """Fixed, evenly spaced batches of the run's `train` or `val` split, or of another
+        corpus (a built-in name or a path) encoded with the run's tokenizer."""
+        tokens: np.ndarray
+        if corpus in ("train", "val"):
+            tokens = self.data.train if corpus == "train" else self.data.val
+        else:
+            tokens = self.data.encode_other(corpus)
+        return fixed_batches(tokens, n_batches, batch_size or self.config.batch_size,
+                             seq_len or self.config.seq_len)
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
+    """`path` is a run directory, its checkpoint.pt or a snapshot file."""
+    checkpoint = checkpoint_file(path)
+    state = load_checkpoint(checkpoint)
+    config = TrainConfig(**state["config"])
+    data = load_corpus(config.corpus, recipe_for(config.scale, config.preset).vocab_size)
+    if state.get("data_fingerprint") != data.fingerprint:
+        raise CheckpointError(f"{checkpoint} was trained on a different corpus or tokenizer than "
+                              f"{config.corpus!r} gives now (fingerprint {state.get('data_fingerprint')} "
+                              f"vs {data.fingerprint})")
+    final_config = get_config(config.model).with_vocab(data.vocab_size)
+    # the model after the checkpoint's last step (Staged Training's is half-width before growth)
+    model = build_model(config.policy(final_config).model_config_at(max(state["step"] - 1, 0)))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise CheckpointError(f"{checkpoint} does not match model {config.model}: {err}") from None
+    return TrainedRun(model.to(device), config, data, state["step"])
