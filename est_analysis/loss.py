@@ -3,14 +3,11 @@ subnets) on (inputs, targets) batches, computed on the model's device."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
-if TYPE_CHECKING:
-    from est_analysis.models import Decoder
-    from est_analysis.subnet import Subnet
+from est_analysis.models import Decoder
+from est_analysis.subnet import Subnet
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, next-token targets), each (B, T)
 
@@ -20,14 +17,14 @@ def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device).flatten())
 
 
-def batch_loss(model: "Decoder", batch: Batch, subnet: "Subnet | None" = None) -> torch.Tensor:
+def batch_loss(model: Decoder, batch: Batch, subnet: Subnet | None = None) -> torch.Tensor:
     """The loss of the full model (or `subnet`) on one batch, with its autograd graph."""
     x, y = batch
     device = next(model.parameters()).device
     return token_loss(model(x.to(device), subnet), y)
 
 
-def mean_loss(model: "Decoder", batches: list[Batch], subnet: "Subnet | None" = None
+def mean_loss(model: Decoder, batches: list[Batch], subnet: Subnet | None = None
               ) -> torch.Tensor:
     """The loss averaged over `batches` (each weighs the same), with its autograd graph."""
     if not batches:
@@ -36,7 +33,7 @@ def mean_loss(model: "Decoder", batches: list[Batch], subnet: "Subnet | None" = 
 
 
 @torch.no_grad()
-def evaluate(model: "Decoder", batches: list[Batch], subnet: "Subnet | None" = None) -> float:
+def evaluate(model: Decoder, batches: list[Batch], subnet: Subnet | None = None) -> float:
     """The mean loss over `batches` in eval mode, without a graph, as a float (summed in
     float64); the model's train/eval mode is restored."""
     if not batches:

@@ -143,3 +143,19 @@ class Subnet:
 def _query_heads(groups: torch.Tensor, group_size: int) -> torch.Tensor:
     """Query-head ids of the given KV groups (head h belongs to group h // group_size)."""
     return (groups[:, None] * group_size + torch.arange(group_size)).flatten()
+
+
+class LayerLoad(NamedTuple):
+    """The expected work of one layer in one step, what the cost simulator prices: the
+    probability that the layer runs, and its kept heads and neurons (in that step's model)."""
+
+    keep_prob: float
+    heads: int
+    neurons: int
+
+
+def uniform_loads(config: ModelConfig, rates: Rates) -> list[LayerLoad]:
+    """EST's loads at `rates`: every layer runs with probability p_L and keeps N p of its heads
+    and neurons."""
+    p_heads, p_mlp, p_layers = rates
+    return [LayerLoad(p_layers, round(config.n_head * p_heads), round(config.d_mlp * p_mlp))] * config.n_layer

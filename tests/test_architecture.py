@@ -148,3 +148,12 @@ print(json.dumps({"package": est_analysis.__file__, "workspace": str(find_worksp
     assert Path(found["workspace"]) == tmp_path.resolve()
     assert found["runs"] == 5 and found["paper_rows"] == 80
     assert "not a git checkout" in found["commit"]
+
+
+def test_the_flops_model_depends_on_no_training_method():
+    """The trainer's FLOPs column prices any subnet; it must not load MSG or any other method."""
+    probe = ("import sys, est_analysis.cost.flops; "
+             "print(sorted(m for m in sys.modules if m.startswith('est_analysis.')))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                            check=True, timeout=120).stdout
+    assert "est_analysis.cost.flops" in loaded and "est_analysis.methods" not in loaded

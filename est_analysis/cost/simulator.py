@@ -2,7 +2,7 @@
 whole schedule relative to Original, for EST schedules and for any method's policy.
 
 A step is described by its layer loads (per layer: the probability that it runs and its kept
-heads and neurons, `methods.LayerLoad`); EST's uniform loads and every method's
+heads and neurons, `subnet.LayerLoad`); EST's uniform loads and every method's
 `expected_loads` are priced by the same function, `loads_cost`, under one of two accountings:
 - `paper` (eq. 8-10): only the MHA and MLP costs C_H, C_M of the layers,
   N_L p_L (p_H C_H + p_M C_M) / (N_L (C_H + C_M)). C_H : C_M comes from the FLOPs model of
@@ -21,10 +21,9 @@ import pandas as pd
 
 from est_analysis.cost.flops import (BACKWARD_FACTOR, elementwise_step_flops, head_mlp_costs,
                                      layer_forward_flops)
-from est_analysis.methods.base import LayerLoad, uniform_loads
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, check_rates
+from est_analysis.subnet import LayerLoad, Rates, check_rates, uniform_loads
 
 if TYPE_CHECKING:
     from est_analysis.methods import SubnetPolicy

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from est_analysis.methods.base import LayerLoad, SubnetPolicy, parse_options
+from est_analysis.methods.base import SubnetPolicy, parse_options
 from est_analysis.methods.est import EstPolicy
 from est_analysis.methods.layer_drop import LayerDropOptions, LayerDropPolicy
 from est_analysis.methods.msg import MsgOptions, MsgPolicy
@@ -33,7 +33,7 @@ CUSTOM_SCHEDULE_METHODS = ("est", "raptr")
 OPTIONS = {"original": None, "est": None, "staged": StagedOptions, "msg": MsgOptions,
            "raptr": RaptrOptions, "layer-drop": LayerDropOptions}
 
-__all__ = ["METHODS", "METHOD_SUMMARIES", "OPTIONS", "CUSTOM_SCHEDULE_METHODS", "EstPolicy", "LayerLoad", "SubnetPolicy",
+__all__ = ["METHODS", "METHOD_SUMMARIES", "OPTIONS", "CUSTOM_SCHEDULE_METHODS", "EstPolicy", "SubnetPolicy",
            "build_policy"]
 
 

@@ -8,30 +8,14 @@ copies) do it in `grow`, called before the step they start at.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
 from est_analysis.models.base import Decoder
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, Subnet
-
-
-class LayerLoad(NamedTuple):
-    """The expected work of one layer in one step: the probability that it runs, and its kept
-    heads and neurons (counted in the model of that step)."""
-
-    keep_prob: float
-    heads: int
-    neurons: int
-
-
-def uniform_loads(config: ModelConfig, rates: Rates) -> list[LayerLoad]:
-    """EST's loads at `rates`: every layer runs with probability p_L and keeps N p of its heads
-    and neurons."""
-    p_heads, p_mlp, p_layers = rates
-    return [LayerLoad(p_layers, round(config.n_head * p_heads), round(config.d_mlp * p_mlp))] * config.n_layer
+from est_analysis.subnet import LayerLoad, Rates, Subnet, uniform_loads
 
 
 class SubnetPolicy:

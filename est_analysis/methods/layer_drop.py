@@ -18,11 +18,11 @@ from dataclasses import dataclass
 
 import torch
 
-from est_analysis.methods.base import LayerLoad, SubnetPolicy
+from est_analysis.methods.base import SubnetPolicy
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 from est_analysis.seeding import seeded_generator
-from est_analysis.subnet import Rates, Subnet
+from est_analysis.subnet import LayerLoad, Rates, Subnet
 
 DEEPSPEED_GAMMA, REFERENCE_STEPS = 0.001, 150_000
 

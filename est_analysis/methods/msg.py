@@ -22,11 +22,11 @@ from dataclasses import dataclass
 
 import torch
 
-from est_analysis.methods.base import LayerLoad, SubnetPolicy
+from est_analysis.methods.base import SubnetPolicy
 from est_analysis.models.base import Decoder
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
-from est_analysis.subnet import Rates, Subnet
+from est_analysis.subnet import LayerLoad, Rates, Subnet
 
 PAPER_STEPS, GROW_TIME = 150_000, 5000
 # (p_H, p_M, p_L) of each stage, as fractions of the full model

@@ -20,11 +20,11 @@ from dataclasses import dataclass
 
 import torch
 
-from est_analysis.methods.base import LayerLoad, SubnetPolicy
+from est_analysis.methods.base import SubnetPolicy
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
 from est_analysis.seeding import seeded_generator
-from est_analysis.subnet import Rates, Subnet, units_kept
+from est_analysis.subnet import LayerLoad, Rates, Subnet, units_kept
 
 FIXED_CHOICES = ("first,last", "first", "last", "none")
 SCALE_CHOICES = ("none", "inverse")

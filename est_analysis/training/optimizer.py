@@ -1,7 +1,8 @@
 """The optimizer (AdamW, appendix A) and how it treats parameters outside the step's subnet,
-the same way for heads, neurons and layers. Plain PyTorch is inconsistent here: a sliced-away row gets an exact zero
-gradient and still moves under AdamW (momentum and weight decay), while a skipped layer's
-parameters get `grad=None` and are not updated at all. `--inactive-params` chooses:
+the same way for heads, neurons and layers. Plain PyTorch is inconsistent here: a sliced-away
+row gets an exact zero gradient and still moves under AdamW (momentum and weight decay), while
+a skipped layer's parameters get `grad=None` and are not updated at all. `--inactive-params`
+chooses:
 
 - `dense` (default): every parameter takes an optimizer step every step, with zero gradient
   outside the subnet (skipped layers get explicit zero gradients). This is what structured
