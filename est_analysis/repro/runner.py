@@ -83,11 +83,11 @@ def _hessian(out: RunDir, settings: dict) -> dict:
                 "trace_ci_high": estimate.ci_high, "trace_per_param": estimate.per_param,
                 "trace_loss": operator.loss, "trace_hvps": estimate.matvecs}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return _cached(out.path / f"hessian-{key}.json", compute)
+    return _cached(out.evaluation(f"hessian-{key}"), compute)
 
 
 def _proxies(out: RunDir) -> dict:
-    return _cached(out.path / "proxies.json", lambda: downstream_proxies(load_run(out.path)))
+    return _cached(out.evaluation("proxies"), lambda: downstream_proxies(load_run(out.path)))
 
 
 def _row(experiment: Experiment, spec: RunSpec, out: RunDir, record: dict,

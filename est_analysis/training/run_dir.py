@@ -5,6 +5,7 @@
     config.yaml      the resolved config, model config and stage boundaries
     summary.json     final validation loss, FLOPs, wall time (written at the end)
     provenance.json  commit, config hash, machine (written by `est repro`)
+    <name>.json      evaluations cached by `est repro` (proxies.json, hessian-<settings>.json)
     snapshots/       model-only copies: step_0001000.pt
     diagnostics/     tables written by `est diagnose` / `est landscape` (--csv)
     figures/         `est plot`'s default output
@@ -41,6 +42,9 @@ class RunDir:
 
     def diagnostics(self, name: str) -> Path:
         return self.path / "diagnostics" / f"{name}.csv"
+
+    def evaluation(self, name: str) -> Path:
+        return self.path / f"{name}.json"
 
     def snapshot(self, step: int) -> Path:
         return self.snapshot_dir / f"step_{step:07d}.pt"
