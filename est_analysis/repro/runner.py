@@ -1,10 +1,11 @@
 """`est repro`: train (or reuse) every run of a table, evaluate it, and write
 `paper_repro/results/<table>.csv` with one row per run and its provenance.
 
-Resumable: a finished run (one with a summary) is only re-read; an interrupted one resumes
-from its checkpoint; results of other scales in the CSV are kept. Provenance is recorded when a
-run finishes (`provenance.json`: commit, config hash, machine, torch), so a row always names
-the code that trained it, not the code that assembled the table.
+Resumable: a finished run (one with a summary) is only re-read, and only if it was trained with
+the settings its row asks for; an interrupted one resumes from its checkpoint; each row is
+written to the CSV as soon as its run is done; results of other scales in the CSV are kept.
+Provenance is recorded when a run finishes (`provenance.json`: commit, config hash, machine,
+torch), so a row always names the code that trained it, not the code that assembled the table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
 from est_analysis.repro.walltime import walltime_table
 from est_analysis.repro.workspace import Workspace, find_workspace
-from est_analysis.training import RunDir, load_run, train
+from est_analysis.training import RunDir, TrainConfig, load_run, train
+from est_analysis.training.checkpoint import load_checkpoint
 
 SOURCE = Path(est_analysis.__file__).resolve().parent
 
@@ -58,8 +60,19 @@ def config_hash(spec: RunSpec) -> str:
 
 
 def ensure_trained(spec: RunSpec, out: RunDir, progress: bool) -> dict:
-    """Train, resume or reuse the run in `out`; its summary plus provenance."""
-    if not out.finished:
+    """Train, resume or reuse the run in `out`; its summary plus provenance. A finished run is
+    reused only if it was trained with the settings `spec` asks for (resuming an unfinished
+    one is checked the same way by `train`)."""
+    if out.finished:
+        trained_with = TrainConfig(**load_checkpoint(out.checkpoint)["config"])
+        differences = trained_with.differences(spec.config.resolved())
+        if differences:
+            listed = "; ".join(f"{k}: trained with {a!r}, this row asks for {b!r}"
+                               for k, (a, b) in differences.items())
+            raise ValueError(f"{out.path} holds a finished run trained with other settings "
+                             f"({listed}); it is not reused. Move it away (or give another "
+                             "--runs-root) to train this row anew")
+    else:
         train(spec.config, out.path, resume=True, progress=progress)
         provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
                       "machine": machine(out.read_summary()["device"]), "torch": torch.__version__}
@@ -150,6 +163,6 @@ def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path 
         out = RunDir(runs_root / scale / spec.key)
         record = ensure_trained(spec, out, progress)
         rows.append(_row(experiment, spec, out, record, workspace))
-    result = _with_ratios(pd.DataFrame(rows))
-    _upsert(results_dir / f"{table}.csv", result, scale)
+        result = _with_ratios(pd.DataFrame(rows))
+        _upsert(results_dir / f"{table}.csv", result, scale)  # each row as soon as it is done
     return result

@@ -1,6 +1,7 @@
 """`est repro`: experiment configs, the resumable runner with provenance, and `all` at smoke
 scale (what CI runs)."""
 
+import dataclasses
 import json
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 import est_analysis.repro.runner as runner_module
 from est_analysis.cli.main import main
 from est_analysis.repro import load_experiment, run_table
+from est_analysis.training import train
 
 
 def test_configs_give_three_seeds_to_the_original_vs_est_rows_at_cpu_scale():
@@ -79,3 +81,15 @@ def test_claims_are_judged_from_the_smoke_results(smoke_repro, capsys):
     assert main(["repro", "claims", "--scale", "cpu", "--results-dir", str(results),
                  "--runs-root", str(runs), "--json"]) == 0  # no cpu results there
     assert set(pd.DataFrame(json.loads(capsys.readouterr().out))["verdict"]) == {"not measured"}
+
+
+def test_rows_are_written_as_runs_finish_and_a_run_trained_otherwise_is_not_reused(tmp_path):
+    runs, results = tmp_path / "runs", tmp_path / "results"
+    spec = load_experiment("table4", "smoke").runs[1]  # EST, after the Original row
+    other = dataclasses.replace(spec.config, lr=1e-3)  # another peak LR than the recipe's 3e-3
+    train(other, runs / "smoke" / spec.key, progress=False)
+    with pytest.raises(ValueError, match=r"trained with other settings \(lr: trained with 0.001, "
+                                         r"this row asks for 0.003\); it is not reused"):
+        run_table("table4", "smoke", runs_root=runs, results_dir=results, progress=False)
+    written = pd.read_csv(results / "table4.csv")  # the row finished before the refusal
+    assert written["label"].tolist() == ["Original"] and (written["scale"] == "smoke").all()
