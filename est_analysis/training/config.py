@@ -20,10 +20,11 @@ from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rates
 from est_analysis.training.lr import LR_SCHEDULES
 from est_analysis.training.optimizer import INACTIVE_MODES
+from est_analysis.training.precision import PRECISIONS
 from est_analysis.training.recipes import SCALES, recipe_for
 
 # fields that may change on resume without changing the numbers
-RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every")
+RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flops")
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -84,8 +85,13 @@ class TrainConfig:
                                         "boundary), for `est diagnose` trajectories")
     inactive_params: str = option("dense", "optimizer treatment of parameters outside the "
                                   "subnet (est_analysis.training.optimizer)", choices=INACTIVE_MODES)
+    precision: str = option("auto", "autocast precision of the forward pass; fp16 adds a "
+                            "gradient scaler; auto: bf16 on CUDA, fp32 elsewhere",
+                            choices=PRECISIONS)
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
     threads: int | None = option(None, "torch CPU threads")
+    peak_flops: float | None = option(None, "the device's peak FLOP/s at this precision, for the "
+                                      "mfu column (default: looked up for known GPUs)")
 
     def resolved(self) -> "TrainConfig":
         """Recipe values filled in for the fields left None, then validated."""
@@ -113,6 +119,10 @@ class TrainConfig:
         if self.method_options is not None and not isinstance(self.method_options, dict):
             raise ValueError(f"method_options={self.method_options!r} must be a mapping of "
                              "option names to values")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision={self.precision!r}; choose one of {PRECISIONS}")
+        if self.peak_flops is not None and not (self.peak_flops > 0 and math.isfinite(self.peak_flops)):
+            raise ValueError(f"peak_flops={self.peak_flops} must be a positive number of FLOP/s")
         if self.inactive_params not in INACTIVE_MODES:
             raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
 

@@ -37,8 +37,10 @@ from est_analysis.training.index_generator import IndexGenerator
 from est_analysis.training.lr import lr_at
 from est_analysis.training.metrics import MetricsLog
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
+from est_analysis.training.precision import autocast, grad_scaler, resolved_precision
 from est_analysis.training.recipes import recipe_for
 from est_analysis.training.run_dir import RunDir
+from est_analysis.training.throughput import device_peak_flops, mfu, tokens_per_s
 
 INIT_SALT = 2  # separates the initialisation from the other draws seeded by the run's seed
 
@@ -57,6 +59,8 @@ class Run:
     policy: SubnetPolicy
     model: Decoder
     optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler  # fp16's gradient scaler (disabled otherwise)
+    peak_flops: float | None  # the device's peak FLOP/s at the run's precision, if known
     step: int = 0  # steps done
     wall_s: float = 0.0  # training seconds so far (evaluation excluded)
     cum_flops: int = 0
@@ -129,10 +133,14 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext) ->
     # the model as it was after step start - 1 (a growth step grows it in the loop)
     model = build_model(policy.model_config_at(max(start - 1, 0))).to(context.device)
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
-    run = Run(cfg, out, data, policy, model, optimizer)
+    precision = resolved_precision(cfg.precision, context.device)
+    peak = cfg.peak_flops or device_peak_flops(context.device, precision)
+    run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if "scaler" in state:
+            run.scaler.load_state_dict(state["scaler"])
         run.step, run.wall_s, run.cum_flops = state["step"], state["wall_s"], state["cum_flops"]
         torch.set_rng_state(state["rng_cpu"])
     return run
@@ -173,7 +181,8 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
                 run.val_loss = row["val_loss"] = evaluate(run.model, val_batches,
                                                           run.policy.eval_subnet(step))
             log.write(row)
-            bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{run.val_loss:.3f}")
+            bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{run.val_loss:.3f}",
+                            tok_s=f"{row['tokens_per_s']:.0f}")
             _save_progress(run)
     if log is not None:
         log.close()
@@ -187,16 +196,15 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
                cfg.min_lr_ratio)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
     train_loss = 0.0
     for micro in range(cfg.grad_accum):
         x, y = step_batch(run.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
         last = micro == cfg.grad_accum - 1  # DDP reduces gradients once, after the last
         with trained.no_sync() if context.active and not last else nullcontext():
-            with autocast:
+            with autocast(cfg.precision, device):
                 logits = trained(x[rows].to(device), subnet)
             loss = token_loss(logits.float(), y[rows])
-            (loss / cfg.grad_accum).backward()
+            run.scaler.scale(loss / cfg.grad_accum).backward()
         train_loss += loss.item() / cfg.grad_accum
     train_loss = context.mean(train_loss)
     if not math.isfinite(train_loss):
@@ -207,8 +215,11 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
             f"lr {lr:.3g}); stopped. The last good checkpoint "
             f"{'is ' + str(checkpoint) if checkpoint.exists() else 'does not exist yet'}; "
             "lower --lr or raise warmup before resuming")
+    run.scaler.unscale_(run.optimizer)  # clip the true gradients
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
-    optimizer_step(run.model, run.optimizer, subnet, run.inactive_mode)
+    optimizer_step(run.model, run.optimizer, subnet, run.inactive_mode,
+                   step=lambda: run.scaler.step(run.optimizer))
+    run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     return lr, train_loss
 
@@ -216,11 +227,14 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
 def _metrics_row(run: Run, step: int, flops: int, lr: float, train_loss: float,
                  step_s: float) -> dict:
     cfg, rates = run.cfg, run.policy.rates(step)
+    tokens = cfg.grad_accum * cfg.batch_size * cfg.seq_len
+    utilisation = mfu(flops, step_s, run.peak_flops)
     return {"step": step, "stage": run.policy.schedule.stage_at(step) + 1, "p_H": rates.p_heads,
-            "p_M": rates.p_mlp, "p_L": rates.p_layers,
-            "tokens": (step + 1) * cfg.grad_accum * cfg.batch_size * cfg.seq_len,
+            "p_M": rates.p_mlp, "p_L": rates.p_layers, "tokens": (step + 1) * tokens,
             "step_flops": flops, "cum_flops": run.cum_flops, "lr": lr, "train_loss": train_loss,
-            "val_loss": "", "step_s": step_s, "wall_s": run.wall_s}
+            "val_loss": "", "step_s": step_s, "wall_s": run.wall_s,
+            "tokens_per_s": tokens_per_s(tokens, step_s),
+            "mfu": "" if utilisation is None else utilisation}
 
 
 def _open_log(run: Run, context: DistContext) -> MetricsLog:
@@ -255,7 +269,7 @@ def _save_progress(run: Run) -> None:
             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
             "config": dataclasses.asdict(cfg), "data_fingerprint": run.data.fingerprint,
-            "rng_cpu": torch.get_rng_state()})
+            "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
 
 
 def _save_snapshot(run: Run, step: int) -> None:
@@ -266,12 +280,18 @@ def _save_snapshot(run: Run, step: int) -> None:
 
 
 def _write_summary(run: Run, context: DistContext) -> None:
+    """summary.json; throughput over the whole run, as trained by this process and the ones it
+    resumed (wall time excludes evaluation)."""
     cfg = run.cfg
+    tokens_per_step = cfg.grad_accum * cfg.batch_size * cfg.seq_len
     summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
                "steps": cfg.steps, "final_val_loss": run.val_loss, "total_flops": run.cum_flops,
                "train_wall_s": run.wall_s, "model": run.policy.config.name,
                "params": run.model.num_params(), "torch": torch.__version__,
-               "device": str(context.device), "world_size": context.world_size}
+               "device": str(context.device), "world_size": context.world_size,
+               "precision": resolved_precision(cfg.precision, context.device),
+               "tokens_per_s": tokens_per_s(run.step * tokens_per_step, run.wall_s),
+               "mfu": mfu(run.cum_flops, run.wall_s, run.peak_flops), "peak_flops": run.peak_flops}
     atomic_write_text(run.out.summary, json.dumps(summary, indent=2))
 
 

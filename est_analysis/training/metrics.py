@@ -11,8 +11,9 @@ from pathlib import Path
 from est_analysis.io import atomic_write_text
 
 COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_flops", "lr",
-           "train_loss", "val_loss", "step_s", "wall_s")
-TIMING_COLUMNS = ("step_s", "wall_s")  # the only columns that differ between identical runs
+           "train_loss", "val_loss", "step_s", "wall_s", "tokens_per_s", "mfu")
+# the only columns that differ between identical runs
+TIMING_COLUMNS = ("step_s", "wall_s", "tokens_per_s", "mfu")
 # the x axes a run's progress is measured along: name -> (column, axis label)
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
           "flops": ("cum_flops", "cumulative training FLOPs"),

@@ -20,6 +20,8 @@ chooses:
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -52,22 +54,24 @@ def _row_tensors(p: nn.Parameter, optimizer: torch.optim.Optimizer) -> dict[str,
 
 
 def optimizer_step(model: Decoder, optimizer: torch.optim.Optimizer, subnet: Subnet,
-                   mode: str = "dense") -> None:
-    """`optimizer.step()` with the chosen treatment of parameters outside `subnet`."""
+                   mode: str = "dense", step: Callable[[], object] | None = None) -> None:
+    """`optimizer.step()` (or `step()`, e.g. a gradient scaler's) with the chosen treatment of
+    parameters outside `subnet`."""
+    step = step or optimizer.step
     if mode not in INACTIVE_MODES:
         raise ValueError(f"unknown inactive-params mode {mode!r}; choose one of {INACTIVE_MODES}")
     kept, skipped = model.subnet_slices(subnet)
     for p in skipped:
         p.grad = torch.zeros_like(p) if mode == "dense" else None
     if mode != "frozen":
-        optimizer.step()
+        step()
         return
     saved = []
     for p, dim, idx in kept:
         outside = _outside(p.size(dim), idx)
         before = {k: t.index_select(dim, outside) for k, t in _row_tensors(p, optimizer).items()}
         saved.append((p, dim, outside, before))
-    optimizer.step()
+    step()
     for p, dim, outside, before in saved:
         for name, tensor in _row_tensors(p, optimizer).items():
             # moments created by this very step held zero outside the subnet before it
