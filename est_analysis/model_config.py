@@ -65,6 +65,17 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
                     d_mlp=1024, vocab_size=8192, block_size=256),
         ModelConfig("llama-cpu", "llama", n_layer=6, n_head=8, n_kv_head=4, d_model=256,
                     d_mlp=688, vocab_size=8192, block_size=256),
+        # `regime` scale: small enough to train for ~300 tokens per parameter on a 2-core CPU,
+        # the paper's regime (GPT-2: 78.6 B tokens / 124 M parameters ~ 630); layers ~80 % of
+        # the step FLOPs at seq 64, vocab 512. The -d16 / -d80 widths are its model-size axis.
+        ModelConfig("gpt2-regime", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=32,
+                    d_mlp=128, vocab_size=512, block_size=64),
+        ModelConfig("llama-regime", "llama", n_layer=4, n_head=4, n_kv_head=2, d_model=32,
+                    d_mlp=88, vocab_size=512, block_size=64),
+        ModelConfig("gpt2-regime-d16", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=16,
+                    d_mlp=64, vocab_size=512, block_size=64),
+        ModelConfig("gpt2-regime-d80", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=80,
+                    d_mlp=320, vocab_size=512, block_size=64),
         # `smoke` scale: seconds per run, for tests and CI.
         ModelConfig("gpt2-smoke", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=64,
                     d_mlp=256, vocab_size=512, block_size=64),

@@ -1,5 +1,7 @@
-"""Summary statistics shared by every estimator: the mean of independent samples, its
-standard error and a Student-t confidence interval."""
+"""Summary statistics shared by every estimator and verdict: the mean of independent samples
+with its standard error and Student-t interval; Welch's test of a difference of means, the
+two one-sided tests (TOST) of their equivalence within a margin, and Holm's correction of a
+family of p-values."""
 
 from __future__ import annotations
 
@@ -41,3 +43,61 @@ def t_interval(samples: Iterable[float], level: float = 0.95, offset: float = 0.
     stderr = float(values.std(ddof=1) / math.sqrt(values.size)) if values.size > 1 else math.inf
     half = t_half_width(stderr, values.size, level)
     return Interval(mean, stderr, mean - half, mean + half, int(values.size))
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(a) - mean(b) with Welch's t statistic, its degrees of freedom, a two-sided p-value
+    and t-interval. With fewer than two samples on a side nothing but the difference is known
+    (t, p and the interval are nan)."""
+
+    estimate: float
+    low: float
+    high: float
+    t: float
+    df: float
+    p: float
+    n_a: int
+    n_b: int
+
+
+def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Difference:
+    """Welch's unequal-variance t-test of mean(a) - mean(b) (scipy.stats.ttest_ind)."""
+    x, y = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if x.size == 0 or y.size == 0:
+        raise ValueError("a difference of means needs at least one sample on each side")
+    estimate = float(x.mean() - y.mean())
+    if x.size < 2 or y.size < 2 or (x.var(ddof=1) == 0 and y.var(ddof=1) == 0):
+        return Difference(estimate, math.nan, math.nan, math.nan, math.nan, math.nan,
+                          int(x.size), int(y.size))
+    result = stats.ttest_ind(x, y, equal_var=False)
+    ci = result.confidence_interval(level)
+    return Difference(estimate, float(ci.low), float(ci.high), float(result.statistic),
+                      float(result.df), float(result.pvalue), int(x.size), int(y.size))
+
+
+def tost(a: Iterable[float], b: Iterable[float], margin: float) -> float:
+    """p-value of the two one-sided Welch tests that |mean(a) - mean(b)| < `margin`: a small
+    p shows equivalence within the margin (nan when a side has fewer than two samples)."""
+    if not margin > 0:
+        raise ValueError(f"an equivalence margin must be positive, got {margin}")
+    x, y = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if x.size < 2 or y.size < 2:
+        return math.nan
+    above = stats.ttest_ind(x, y - margin, equal_var=False, alternative="greater").pvalue
+    below = stats.ttest_ind(x, y + margin, equal_var=False, alternative="less").pvalue
+    return float(max(above, below))
+
+
+def holm(pvalues: Iterable[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); nan stays nan
+    and is not counted in the family."""
+    p = np.asarray(list(pvalues), dtype=np.float64)
+    known = np.flatnonzero(~np.isnan(p))
+    adjusted = np.full(p.shape, math.nan)
+    order = known[np.argsort(p[known], kind="stable")]
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

@@ -127,7 +127,8 @@ def installed(tmp_path_factory) -> Path:
 def test_the_installed_package_works_outside_the_checkout(installed, tmp_path):
     assert (installed / "est_analysis" / "paper" / "numbers.csv").is_file()
     assert {p.name for p in (installed / "est_analysis" / "repro" / "configs").iterdir()} == {
-        "table2.yaml", "table3.yaml", "table4.yaml", "table5.yaml", "walltime.yaml"}
+        "table2.yaml", "table3.yaml", "table4.yaml", "table5.yaml", "inactive.yaml", "ladder.yaml",
+        "walltime.yaml"}
     assert not (installed / "tests").exists()
     probe = """
 import json, est_analysis

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from est_analysis.cli.options import positive_int
 from est_analysis.repro.experiments import TABLES
+from est_analysis.repro.ladder import report_ladder, run_ladder
 from est_analysis.repro.report import claims_at
 from est_analysis.repro.runner import run_table
 from est_analysis.repro.workspace import find_workspace
@@ -19,6 +20,8 @@ EXAMPLES = """examples:
   est repro table3 --scale cpu --seeds 5          # more seeds for the Original-vs-EST rows
   est repro walltime --scale cpu                  # Tables 8-9 (est_analysis.repro.walltime)
   est repro claims --scale cpu --markdown         # C1-C8 judged from the results (README table)
+  est repro ladder --scale regime                 # EST vs Original by tokens/parameter and size
+  est repro ladder --scale regime --axis length   # only the length ladder
 Interrupted? Run the same command again: finished runs are reused, the others resume.
 """
 
@@ -34,13 +37,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "paper_repro/runs/<scale>/. paper_repro/ is the one in the "
                                    "current directory or the nearest above it (a source "
                                    "checkout), else it is created in the current directory.")
-    p.add_argument("table", choices=(*TABLES, "all", "claims"),
-                   help="which table, all of them, or claims: the verdicts on C1-C8 from the "
-                        "results already produced")
+    p.add_argument("table", choices=(*TABLES, "all", "claims", "ladder"),
+                   help="which table, all of them; claims: the verdicts on C1-C8 from the "
+                        "results already produced; ladder: Original, EST and a compute-matched "
+                        "Original by tokens per parameter and model size "
+                        "(results/ladder.csv, ladder_summary.csv, figures/ladder_<scale>.png)")
     p.add_argument("--scale", choices=SCALES, default="smoke",
                    help="(default %(default)s)")
     p.add_argument("--seeds", type=positive_int, help="seeds of the Original-vs-EST rows (default: the "
                                              "config's, 3 at cpu scale)")
+    p.add_argument("--axis", choices=("length", "size"), action="append",
+                   help="ladder: train only this axis (repeatable; default both)")
     p.add_argument("--runs-root", type=Path, help="where runs live (default paper_repro/runs)")
     p.add_argument("--results-dir", type=Path, help="where CSVs go (default paper_repro/results)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -60,6 +67,15 @@ def run(args: argparse.Namespace) -> None:
                 print(f"| {row.claim} | {row.paper} | {row.measured} | **{row.verdict}** |")
         else:
             print(verdicts.to_string(index=False))
+        return
+    if args.table == "ladder":
+        run_ladder(args.scale, tuple(args.axis or ("length", "size")), not args.no_progress)
+        summary, figure = report_ladder(args.scale)
+        if args.json:
+            print(summary.to_json(orient="records"))
+        else:
+            print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(f"figure: {figure[0]}")
         return
     tables = TABLES if args.table == "all" else (args.table,)
     results = {}

@@ -1,7 +1,7 @@
 """A corpus tokenized: a byte-level BPE trained by the `tokenizers` library on the in-domain
 training split, and the token ids of every document, cached under `$EST_CACHE_DIR` (default
-`~/.cache/est_analysis`) as uint16/uint32 arrays. The validation split is the last
-`VAL_FRACTION` of the in-domain token stream (documents in sorted order)."""
+`~/.cache/est_analysis`) as uint16/uint32 arrays. The validation split is whole documents
+held out at random (seeded, `split_documents`) until they hold `VAL_FRACTION` of the text."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from numpy.random import default_rng
 from tokenizers import Tokenizer
 from tokenizers.decoders import ByteLevel as ByteLevelDecoder
 from tokenizers.models import BPE
@@ -21,6 +22,7 @@ from est_analysis.io import atomic_write
 
 EOT = "<|endoftext|>"
 VAL_FRACTION = 0.05
+SPLIT_SEED = 0  # which documents are held out; part of the corpus fingerprint
 
 
 def cache_dir() -> Path:
@@ -72,25 +74,34 @@ class TokenData:
 def load_corpus(corpus: str = "shakespeare", vocab_size: int = 8192) -> TokenData:
     """Tokenizer + token arrays for `corpus`, trained/encoded once and then read from cache."""
     files = corpus_files(corpus)
-    key = fingerprint(files, corpus, vocab_size, VAL_FRACTION)
-    tok_path, ids_path = cache_dir() / f"tokenizer-{key}.json", cache_dir() / f"tokens-{key}.npy"
-    if not (tok_path.exists() and ids_path.exists()):
-        docs = read_documents(files)
-        split = _split_point(docs)
-        tokenizer = train_tokenizer(docs[:split] or docs, vocab_size)
-        atomic_write(ids_path, lambda f: np.save(f, encode(tokenizer, docs)))
+    key = fingerprint(files, corpus, vocab_size, VAL_FRACTION, "random-documents", SPLIT_SEED)
+    tok_path = cache_dir() / f"tokenizer-{key}.json"
+    train_path, val_path = (cache_dir() / f"tokens-{key}-{part}.npy" for part in ("train", "val"))
+    if not all(p.exists() for p in (tok_path, train_path, val_path)):
+        train_docs, val_docs = split_documents(read_documents(files))
+        tokenizer = train_tokenizer(train_docs, vocab_size)
+        atomic_write(train_path, lambda f: np.save(f, encode(tokenizer, train_docs)))
+        atomic_write(val_path, lambda f: np.save(f, encode(tokenizer, val_docs)))
         atomic_write(tok_path, lambda f: f.write(tokenizer.to_str().encode()))
     tokenizer = Tokenizer.from_file(str(tok_path))
-    ids = np.load(ids_path, mmap_mode="r")
-    n_val = max(1, int(len(ids) * VAL_FRACTION))
-    return TokenData(corpus, tokenizer, ids[:-n_val], ids[-n_val:], key)
+    return TokenData(corpus, tokenizer, np.load(train_path, mmap_mode="r"),
+                     np.load(val_path, mmap_mode="r"), key)
 
 
-def _split_point(docs: list[str]) -> int:
-    """Documents before this index are (mostly) training text; the tokenizer sees only them."""
-    total, seen = sum(map(len, docs)), 0
-    for i, doc in enumerate(docs):
-        seen += len(doc)
-        if seen > total * (1 - VAL_FRACTION):
-            return i
-    return len(docs)
+def split_documents(docs: list[str]) -> tuple[list[str], list[str]]:
+    """(training, validation) documents: documents drawn at random (seed `SPLIT_SEED`) are held
+    out until they hold `VAL_FRACTION` of the characters; the others keep their order. A corpus
+    of one document is split at a line break `VAL_FRACTION` from its end instead."""
+    total = sum(map(len, docs))
+    if len(docs) == 1:
+        at = int(total * (1 - VAL_FRACTION))
+        cut = docs[0].rfind("\n", 0, at) + 1 or at
+        return [docs[0][:cut]], [docs[0][cut:]]
+    held, held_chars = set(), 0
+    for i in default_rng(SPLIT_SEED).permutation(len(docs)):
+        if held_chars >= total * VAL_FRACTION or len(held) == len(docs) - 1:
+            break
+        held.add(int(i))
+        held_chars += len(docs[i])
+    return ([d for i, d in enumerate(docs) if i not in held],
+            [docs[i] for i in sorted(held)])

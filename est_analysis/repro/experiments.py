@@ -1,9 +1,13 @@
 """Experiment groups as YAML (`configs/<table>.yaml`, package data): the rows of a table, each a
 method and schedule preset trained with a number of seeds that depends on the scale.
 
-    rows:   [{label, method, preset, seeds: main|extra, method_options: {...}}]
-    scales: {smoke|cpu|paper: {seeds: {main: N, extra: M}, train: {TrainConfig overrides},
-                               hessian: {...}}}
+    rows:   [{label, method, preset, seeds: main|extra, method_options: {...},
+              train: {the row's own TrainConfig overrides}}]
+    scales: {smoke|cpu|regime|paper: {seeds: {main: N, extra: M}, train: {TrainConfig overrides},
+                                      hessian: {...}, fingerprint: "..."}}
+
+`fingerprint` pins a scale's runs to one tokenized corpus (text, tokenizer, validation split):
+a data pipeline that tokenizes differently is refused instead of silently changing the runs.
 
 Runs are identified by (scale, method, preset, options, seed, overrides), not by table, so
 Table 3 and Table 5 reuse Table 2's Original and EST runs.
@@ -24,7 +28,7 @@ import yaml
 from est_analysis.training import TrainConfig
 from est_analysis.training.recipes import SCALES
 
-TABLES = ("table2", "table3", "table4", "table5", "walltime")
+TABLES = ("table2", "table3", "table4", "table5", "inactive", "walltime")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,7 @@ class Experiment:
     description: str
     runs: list[RunSpec]
     settings: dict[str, Any] = field(default_factory=dict)  # e.g. hessian, walltime
+    fingerprint: str | None = None  # the tokenized corpus the runs are pinned to
 
 
 def load_experiment(table: str, scale: str, seeds: int | None = None,
@@ -79,8 +84,9 @@ def load_experiment(table: str, scale: str, seeds: int | None = None,
     runs = []
     for row in spec["rows"]:
         for seed in range(counts[row.get("seeds", "main")]):
+            overrides = at_scale.get("train", {}) | row.get("train", {})
             config = TrainConfig(method=row["method"], preset=row["preset"], scale=scale, seed=seed,
-                                 method_options=row.get("method_options"), **at_scale.get("train", {}))
+                                 method_options=row.get("method_options"), **overrides)
             runs.append(RunSpec(row["label"], config))
     settings = {"hessian": spec.get("hessian", {}) | at_scale.get("hessian", {})} if "hessian" in spec else {}
-    return Experiment(table, scale, spec["description"], runs, settings)
+    return Experiment(table, scale, spec["description"], runs, settings, at_scale.get("fingerprint"))

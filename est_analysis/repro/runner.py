@@ -11,11 +11,13 @@ torch), so a row always names the code that trained it, not the code that assemb
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import json
 import os
 import platform
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -29,8 +31,10 @@ from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
 from est_analysis.repro.walltime import walltime_table
 from est_analysis.repro.workspace import Workspace, find_workspace
+from est_analysis.data import load_corpus
 from est_analysis.training import RunDir, TrainConfig, load_run, train
 from est_analysis.training.checkpoint import load_checkpoint
+from est_analysis.training.recipes import recipe_for
 
 SOURCE = Path(est_analysis.__file__).resolve().parent
 
@@ -59,10 +63,45 @@ def config_hash(spec: RunSpec) -> str:
     return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def ensure_trained(spec: RunSpec, out: RunDir, progress: bool) -> dict:
+def check_pinned_data(config: TrainConfig, pinned: str | None) -> None:
+    """Refuse to train when the corpus tokenizes differently from the one the scale is pinned
+    to (`fingerprint` in the experiment config)."""
+    if pinned is None:
+        return
+    resolved = config.resolved()
+    found = load_corpus(resolved.corpus, recipe_for(resolved.scale, resolved.preset).vocab_size)
+    if found.fingerprint != pinned:
+        raise ValueError(f"the {resolved.scale} runs are pinned to the tokenized corpus "
+                         f"{pinned}, but {resolved.corpus!r} now tokenizes to "
+                         f"{found.fingerprint} (its text, tokenizer or validation split "
+                         "changed): train them at the commit that produced them, or re-run the "
+                         "scale from scratch and update `fingerprint` in its config")
+
+
+@contextmanager
+def run_lock(out: RunDir):
+    """Hold `<run>.lock` (an OS file lock, released if the process dies): two `est repro`
+    commands sharing a run (a table and the ladder) train it once; the second waits, then
+    reuses it."""
+    out.path.parent.mkdir(parents=True, exist_ok=True)
+    with open(out.path.with_name(out.path.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def ensure_trained(spec: RunSpec, out: RunDir, progress: bool, pinned: str | None = None) -> dict:
     """Train, resume or reuse the run in `out`; its summary plus provenance. A finished run is
     reused only if it was trained with the settings `spec` asks for (resuming an unfinished
-    one is checked the same way by `train`)."""
+    one is checked the same way by `train`) and, when `pinned`, on that tokenized corpus."""
+    check_pinned_data(spec.config, pinned)
+    with run_lock(out):
+        return _train_or_reuse(spec, out, progress)
+
+
+def _train_or_reuse(spec: RunSpec, out: RunDir, progress: bool) -> dict:
     if out.finished:
         trained_with = TrainConfig(**load_checkpoint(out.checkpoint)["config"])
         differences = trained_with.differences(spec.config.resolved())
@@ -103,11 +142,21 @@ def _proxies(out: RunDir) -> dict:
     return _cached(out.evaluation("proxies"), lambda: downstream_proxies(load_run(out.path)))
 
 
+def run_length(config: TrainConfig, record: dict) -> dict:
+    """How far into training the run went: tokens per parameter and passes over the data."""
+    c = config.resolved()
+    tokens = record["steps"] * c.tokens_per_step()
+    train_tokens = len(load_corpus(c.corpus, recipe_for(c.scale, c.preset).vocab_size).train)
+    return {"tokens": tokens, "tokens_per_param": tokens / record["params"],
+            "passes": tokens / train_tokens}
+
+
 def _row(experiment: Experiment, spec: RunSpec, out: RunDir, record: dict,
          workspace: Workspace) -> dict:
     row = {"table": experiment.table, "scale": experiment.scale, "label": spec.label,
            "method": spec.config.method, "preset": spec.config.preset, "seed": spec.config.seed,
            "steps": record["steps"], "model": record["model"], "params": record["params"],
+           **run_length(spec.config, record),
            "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
            "train_wall_s": record["train_wall_s"]}
     row |= _proxies(out)
@@ -128,7 +177,7 @@ def _with_ratios(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def _upsert(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
+def upsert_rows(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
     """Replace this scale's rows of the CSV at `path` by `table`, atomically."""
     if path.exists():
         old = pd.read_csv(path)
@@ -145,7 +194,7 @@ def run_walltime(experiment: Experiment, results_dir: Path) -> pd.DataFrame:
                            settings["repeats"], settings.get("threads", 2))
     table.insert(0, "scale", experiment.scale)
     table = table.assign(commit=git_commit(), machine=machine("cpu"), torch=torch.__version__)
-    return _upsert(results_dir / "walltime.csv", table, experiment.scale)
+    return upsert_rows(results_dir / "walltime.csv", table, experiment.scale)
 
 
 def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path | None = None,
@@ -161,8 +210,8 @@ def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path 
     rows = []
     for spec in tqdm(experiment.runs, desc=f"{table} at {scale}", unit="run", disable=not progress):
         out = RunDir(runs_root / scale / spec.key)
-        record = ensure_trained(spec, out, progress)
+        record = ensure_trained(spec, out, progress, experiment.fingerprint)
         rows.append(_row(experiment, spec, out, record, workspace))
         result = _with_ratios(pd.DataFrame(rows))
-        _upsert(results_dir / f"{table}.csv", result, scale)  # each row as soon as it is done
+        upsert_rows(results_dir / f"{table}.csv", result, scale)  # each row as soon as it is done
     return result

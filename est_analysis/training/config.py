@@ -57,7 +57,9 @@ class TrainConfig:
                                          "grow_at=0.333, noise=0.001", flag="--method-option",
                                          repeat=True)
     scale: str = option("smoke", "model/batch/run size: smoke (seconds), cpu (minutes on 2 "
-                        "cores), paper (the paper's settings)", choices=SCALES)
+                        "cores, short training), regime (~300 tokens per parameter, the "
+                        "paper's regime, on a 69 k-parameter model), paper (the paper's "
+                        "settings)", choices=SCALES)
     model: str | None = option(None, "model config name (default: from preset and scale)")
     corpus: str = option("shakespeare", "'shakespeare', 'cpython-stdlib', or a path to a "
                          "text/jsonl file or a directory of them")
@@ -125,6 +127,11 @@ class TrainConfig:
             raise ValueError(f"peak_flops={self.peak_flops} must be a positive number of FLOP/s")
         if self.inactive_params not in INACTIVE_MODES:
             raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
+
+    def tokens_per_step(self) -> int:
+        """Training tokens per optimizer step (all micro-batches)."""
+        c = self.resolved()
+        return c.batch_size * c.grad_accum * c.seq_len
 
     def schedule(self) -> Schedule:
         """The custom schedule if given, else the preset's, scaled to `steps`."""

@@ -182,7 +182,7 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
                                                           run.policy.eval_subnet(step))
             log.write(row)
             bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{run.val_loss:.3f}",
-                            tok_s=f"{row['tokens_per_s']:.0f}")
+                            tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
             _save_progress(run)
     if log is not None:
         log.close()

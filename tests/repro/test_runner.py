@@ -42,7 +42,7 @@ def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(smoke_repro, monke
     assert main(["repro", "all", "--scale", "smoke", "--runs-root", str(runs), "--results-dir",
                  str(results), "--no-progress", "--json"]) == 0  # everything reused
     tables = json.loads(capsys.readouterr().out)
-    assert set(tables) == {"table2", "table3", "table4", "table5", "walltime"}
+    assert set(tables) == {"table2", "table3", "table4", "table5", "inactive", "walltime"}
     table2 = pd.read_csv(results / "table2.csv")
     assert list(table2["label"]) == ["Original", "Staged Training", "MSG", "EST", "RAPTR (extra row)"]
     for column in ("commit", "config_hash", "seed", "train_wall_s", "machine", "device", "torch",

@@ -1,0 +1,236 @@
+"""The regime ladder (`est repro ladder`): does EST reach Original's loss with fewer FLOPs, and
+how far into training (tokens per parameter) and at what model size?
+
+Per rung of length r (tokens per parameter) and seed: EST, Original for the same steps, and
+Original trained for EST's total FLOPs with its own complete LR schedule (the compute-matched
+Original, section 4's comparison made fair). `fit_only` lengths add Original runs that widen the
+loss-against-FLOPs curve. The size axis repeats the three arms at one length for several
+models. Every finished run is written at once to `results/ladder.csv` with its provenance, and
+re-running resumes (runs are shared with the tables by their directory).
+
+`ladder_summary` turns the rows into, per rung: the gaps EST - Original and EST - matched
+Original (Welch), and the iso-loss FLOPs saving: 1 - FLOPs(EST) / FLOPs Original needs to reach
+EST's final loss, read from Original's curve of mean final loss against log FLOPs (piecewise
+linear, made non-increasing), with a bootstrap interval over seeds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from importlib.resources import files
+
+import numpy as np
+import pandas as pd
+import torch
+import yaml
+from tqdm.auto import tqdm
+
+from est_analysis.model_config import get_config
+from est_analysis.models import build_model
+from est_analysis.plotting import ladder_figure, save
+from est_analysis.repro.experiments import RunSpec
+from est_analysis.repro.runner import ensure_trained, run_length, upsert_rows
+from est_analysis.repro.workspace import Workspace, find_workspace
+from est_analysis.stats import welch
+from est_analysis.training import RunDir, TrainConfig
+from est_analysis.training.recipes import recipe_for
+
+ARMS = ("Original", "EST", "Original at EST's FLOPs")
+BOOTSTRAP = 2000
+
+
+@dataclass(frozen=True)
+class Ladder:
+    scale: str
+    preset: str
+    rungs: list[float]
+    seeds: int
+    fit_only: list[float]
+    size_models: list[str]
+    size_tokens_per_param: float
+    size_seeds: int
+    fingerprint: str | None
+
+
+def load_ladder(scale: str) -> Ladder:
+    spec = yaml.safe_load(files(__package__).joinpath("configs", "ladder.yaml").read_text())
+    if scale not in spec["scales"]:
+        raise ValueError(f"the ladder has no {scale!r} scale; choose one of {sorted(spec['scales'])}")
+    at = spec["scales"][scale]
+    sizes = at["sizes"]
+    return Ladder(scale, spec["preset"], sorted(at["rungs"]), at["seeds"], sorted(at["fit_only"]),
+                  sizes["models"], sizes["tokens_per_param"], sizes["seeds"], at.get("fingerprint"))
+
+
+def model_params(config: TrainConfig) -> int:
+    """Parameters of the run's model (embeddings included, as the paper's 124M counts them)."""
+    resolved = config.resolved()
+    vocab = recipe_for(resolved.scale, resolved.preset).vocab_size
+    with torch.device("meta"):
+        model = build_model(get_config(resolved.model).with_vocab(vocab))
+    return sum(p.numel() for p in model.parameters())
+
+
+def steps_for(config: TrainConfig, tokens_per_param: float) -> int:
+    return max(1, round(tokens_per_param * model_params(config) / config.tokens_per_step()))
+
+
+def paper_tokens_per_param(preset: str = "est-gpt2") -> float:
+    """The paper's own run: tokens per parameter of `scale=paper` (GPT-2: 78.6 B / 124 M)."""
+    config = TrainConfig(scale="paper", preset=preset).resolved()
+    return config.steps * config.tokens_per_step() / model_params(config)
+
+
+def _config(ladder: Ladder, method: str, seed: int, tokens_per_param: float,
+            model: str | None = None) -> TrainConfig:
+    """The run's config; model and steps left None where they are the scale's own, so that a
+    rung at the scale's length is the very run its tables train."""
+    recipe = recipe_for(ladder.scale, ladder.preset)
+    base = TrainConfig(method=method, preset=ladder.preset, scale=ladder.scale, seed=seed,
+                       model=None if model in (None, recipe.model) else model)
+    steps = steps_for(base, tokens_per_param)
+    return replace(base, steps=None if steps == recipe.steps else steps)
+
+
+def _row(axis: str, rung: float, arm: str, spec: RunSpec, out: RunDir, record: dict,
+         workspace: Workspace) -> dict:
+    return {"axis": axis, "rung": rung, "arm": arm, "model": record["model"],
+            "params": record["params"], "seed": spec.config.seed, "steps": record["steps"],
+            **run_length(spec.config, record), "final_val_loss": record["final_val_loss"],
+            "total_flops": record["total_flops"], "train_wall_s": record["train_wall_s"],
+            "run_dir": workspace.recorded(out.path), "commit": record["commit"],
+            "config_hash": record["config_hash"], "device": record["device"],
+            "machine": record["machine"], "torch": record["torch"]}
+
+
+def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress: bool = True
+               ) -> pd.DataFrame:
+    """Train (or reuse) every run of the ladder at `scale`; returns and writes its rows."""
+    ladder = load_ladder(scale)
+    workspace = find_workspace()
+    path = workspace.results / "ladder.csv"
+    workspace.results.mkdir(parents=True, exist_ok=True)
+    plan = []  # (axis, rung, seeds, model, with EST)
+    if "length" in axes:
+        plan += [("length", r, ladder.seeds, None, True) for r in ladder.rungs]
+        plan += [("length", r, ladder.seeds, None, False) for r in ladder.fit_only]
+    if "size" in axes:
+        plan += [("size", ladder.size_tokens_per_param, ladder.size_seeds, m, True)
+                 for m in ladder.size_models]
+    rows = []
+    bar = tqdm(total=sum(seeds * (3 if est else 1) for _, _, seeds, _, est in plan),
+               desc=f"ladder at {scale}", unit="run", disable=not progress)
+
+    def done(axis: str, rung: float, arm: str, config: TrainConfig) -> dict:
+        spec = RunSpec(arm, config)
+        out = RunDir(workspace.runs / scale / spec.key)
+        record = ensure_trained(spec, out, progress, ladder.fingerprint)
+        rows.append(_row(axis, rung, arm, spec, out, record, workspace))
+        upsert_rows(path, pd.DataFrame(rows).assign(scale=scale), scale)  # each run when done
+        bar.update()
+        return record
+
+    for axis, rung, seeds, model, with_est in plan:
+        for seed in range(seeds):
+            original = _config(ladder, "original", seed, rung, model)
+            orig = done(axis, rung, "Original", original)
+            if not with_est:
+                continue
+            est = done(axis, rung, "EST", replace(original, method="est"))
+            steps = original.resolved().steps
+            matched = max(1, round(steps * est["total_flops"] / orig["total_flops"]))
+            done(axis, rung, "Original at EST's FLOPs", replace(original, steps=matched))
+    bar.close()
+    return pd.read_csv(path)
+
+
+def loss_curve(originals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Original's mean final loss per length against log FLOPs, sorted by FLOPs and made
+    non-increasing (the best loss reached with at most those FLOPs)."""
+    means = originals.groupby("total_flops")["final_val_loss"].mean().sort_index()
+    return np.log(means.index.to_numpy(float)), np.minimum.accumulate(means.to_numpy(float))
+
+
+def flops_to_reach(log_flops: np.ndarray, losses: np.ndarray, loss: float) -> tuple[float, str]:
+    """(FLOPs, bound): the FLOPs at which the curve reaches `loss`, linear in log FLOPs between
+    lengths. Outside the measured losses nothing is extrapolated: bound 'at most' (the shortest
+    Original already reaches it) or 'at least' (no Original reaches it) names what is known."""
+    reached = np.flatnonzero(losses <= loss)
+    if not reached.size:
+        return math.exp(log_flops[-1]), "at least"
+    i = int(reached[0])
+    if i == 0:
+        return math.exp(log_flops[0]), "at most" if losses[0] < loss else ""
+    fraction = (loss - losses[i - 1]) / (losses[i] - losses[i - 1])
+    return math.exp(log_flops[i - 1] + fraction * (log_flops[i] - log_flops[i - 1])), ""
+
+
+def iso_loss_saving(est: pd.DataFrame, originals: pd.DataFrame, seed: int = 0
+                    ) -> tuple[float, float, float, str]:
+    """(saving, bootstrap 2.5 %, 97.5 %, bound): 1 - FLOPs(EST) / FLOPs Original needs to reach
+    EST's mean final loss ('at least'/'at most' when that loss is outside Original's measured
+    range: a bound, see `flops_to_reach`). The bootstrap resamples EST's seeds and the seeds of
+    each Original length; with one EST seed it gives no interval."""
+    def saving(e: pd.DataFrame, o: pd.DataFrame) -> tuple[float, str]:
+        needed, bound = flops_to_reach(*loss_curve(o), e["final_val_loss"].mean())
+        # FLOPs needed at most -> saving at most; at least -> saving at least
+        return 1 - e["total_flops"].mean() / needed, bound
+
+    estimate, bound = saving(est, originals)
+    rng = np.random.default_rng(seed)
+    groups = [g for _, g in originals.groupby("total_flops")]
+    draws = []
+    for _ in range(BOOTSTRAP):
+        e = est.sample(len(est), replace=True, random_state=rng)
+        o = pd.concat([g.sample(len(g), replace=True, random_state=rng) for g in groups])
+        draws.append(saving(e, o)[0])
+    low, high = np.nanpercentile(draws, [2.5, 97.5]) if len(est) > 1 else (math.nan, math.nan)
+    return estimate, float(low), float(high), bound
+
+
+def ladder_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """One line per (axis, model, rung) that has EST runs: losses, the two gaps with Welch
+    intervals and p-values, FLOPs ratio and iso-loss saving."""
+    lines = []
+    originals_of = {m: g[g["arm"] != "EST"].drop_duplicates("run_dir")
+                    for m, g in rows.groupby("model")}
+    for (axis, model, rung), group in rows.groupby(["axis", "model", "rung"], sort=True):
+        arm = {a: group[group["arm"] == a] for a in ARMS}
+        if arm["EST"].empty or arm["Original"].empty:
+            continue
+        est_loss = arm["EST"]["final_val_loss"]
+        line = {"axis": axis, "model": model, "params": int(group["params"].iloc[0]), "rung": rung,
+                "tokens_per_param": float(arm["Original"]["tokens_per_param"].mean()),
+                "passes": float(arm["Original"]["passes"].mean()), "seeds": len(arm["EST"]),
+                "original_loss": arm["Original"]["final_val_loss"].mean(),
+                "est_loss": est_loss.mean(), "est_loss_std": est_loss.std(),
+                "flops_ratio": arm["EST"]["total_flops"].mean() / arm["Original"]["total_flops"].mean()}
+        for name, other in (("gap", arm["Original"]), ("gap_matched", arm["Original at EST's FLOPs"])):
+            if other.empty:
+                continue
+            d = welch(est_loss, other["final_val_loss"])
+            line |= {name: d.estimate, f"{name}_low": d.low, f"{name}_high": d.high, f"{name}_p": d.p}
+        line["matched_loss"] = arm["Original at EST's FLOPs"]["final_val_loss"].mean()
+        saving, low, high, bound = iso_loss_saving(arm["EST"], originals_of[model])
+        line |= {"iso_loss_saving": saving, "iso_loss_saving_low": low,
+                 "iso_loss_saving_high": high, "iso_loss_bound": bound}
+        lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def report_ladder(scale: str) -> tuple[pd.DataFrame, list]:
+    """`results/ladder_summary.csv` and `figures/ladder_<scale>.png|pdf` from the ladder's rows
+    at `scale` (those already finished); returns the summary and the figure files."""
+    workspace = find_workspace()
+    path = workspace.results / "ladder.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: run `est repro ladder --scale {scale}`")
+    rows = pd.read_csv(path)
+    rows = rows[rows["scale"] == scale]
+    summary = ladder_summary(rows).assign(scale=scale)
+    upsert_rows(workspace.results / "ladder_summary.csv", summary, scale)
+    regimes = {"GPT-2": paper_tokens_per_param("est-gpt2"),
+               "TinyLlama": paper_tokens_per_param("est-tinyllama")}
+    figure = save(ladder_figure(summary, regimes), workspace.figures / f"ladder_{scale}")
+    return summary, figure
