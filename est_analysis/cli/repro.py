@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+import pandas as pd
+
 from est_analysis.cli.options import positive_int
 from est_analysis.repro.experiments import TABLES
 from est_analysis.repro.ladder import report_ladder, run_ladder
@@ -62,9 +64,14 @@ def run(args: argparse.Namespace) -> None:
         if args.json:
             print(verdicts.to_json(orient="records"))
         elif args.markdown:
-            print("| claim | paper | measured | verdict |\n|---|---|---|---|")
+            print("| claim | paper | measured | test | statistic (df) | p | p (Holm) | verdict |\n"
+                  "|---|---|---|---|---|---|---|---|")
             for row in verdicts.itertuples():
-                print(f"| {row.claim} | {row.paper} | {row.measured} | **{row.verdict}** |")
+                statistic = "" if pd.isna(row.statistic) else (
+                    f"{row.statistic:.2f}" + ("" if pd.isna(row.df) else f" ({row.df:.1f})"))
+                p, holm = ("" if pd.isna(v) else f"{v:.3g}" for v in (row.p, row.p_holm))
+                print(f"| {row.claim} | {row.paper} | {row.measured} | {row.test} | {statistic} "
+                      f"| {p} | {holm} | **{row.verdict}** |")
         else:
             print(verdicts.to_string(index=False))
         return

@@ -1,131 +1,276 @@
-"""The paper's claims C1-C8, each judged from measured tables: the verdict text is computed
-from the numbers (mean +- std over seeds, differences against their standard error), never
-typed in. A claim whose inputs are missing is reported as 'not measured'.
+"""The paper's claims C1-C8, each judged from measured tables by a test that can fail.
 
-Rule for "A is at least as good as B" claims: with d = mean(A) - mean(B) (lower is better) and
-se = sqrt(s_A^2/n_A + s_B^2/n_B), the claim 'holds' if d < -2 se, 'holds within noise' if
-|d| <= 2 se, and 'does not hold' if d > 2 se. With a single seed on a side, its spread is
-unknown: the other side's is used for both (stated in the verdict).
+- A claimed difference ("EST's Hessian trace is smaller") is Welch's t-test, one-sided in the
+  claimed direction (`stats.welch`, scipy's degrees of freedom).
+- "Equal loss" (C1) is an equivalence test (`stats.tost`) within a margin fixed in the
+  experiment config before the runs (`claims: equivalence_margin` in table2.yaml); no
+  significant difference is never read as equality.
+- C2 tests the wall-clock speedup (ratio of mean times, Welch on log times) against 1 and
+  compares it with the paper's 1.22x; C3 tests every stage transition's drop (one-sided, Holm
+  within the claim) and needs most of them, and reports the share of each drop that the measured
+  regularizer change Delta R explains; C4 tests the stage-3 slope ratio against 1.
+- The claims' p-values are Holm-corrected as one family (`stats.holm`) at `ALPHA`.
+
+Verdicts: 'holds' (significant after correction), 'does not hold' (significant the other way),
+'not shown' (neither), 'uninformative' (a degenerate metric: no spread, or every value at the
+metric's floor or ceiling, or one seed), 'not measured' (inputs missing).
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
+from scipy import stats as sps
 
+from est_analysis.stats import Difference, holm, tost, welch
+
+ALPHA = 0.05
+PAPER_SPEEDUP = 1.22  # section 4.1, GPT-2 wall-clock
 PAPER = {"C1": "equal validation loss at 26.7 % fewer FLOPs (GPT-2 schedule)",
+         "C1 iso-loss": "(our compute-fair form of C1) EST reaches its loss with fewer FLOPs "
+                        "than Original needs for it",
          "C2": "wall-clock speedup 1.22x",
          "C3": "loss drops at stage transitions",
          "C4": "steeper stage-3 slope at equal loss",
          "C5": "smaller Hessian trace (2510 vs 11763)",
          "C6": "better generalization (downstream scores)",
-         "C7": "Table 3: EST-ONE-STAGE worst loss; the practical schedule the best trade-off",
+         "C7": "Table 3: EST-ONE-STAGE has the worst loss",
+         "C7 trade-off": "Table 3: no scheduler saving as many FLOPs as EST reaches a lower loss",
          "C8": "stage 2 sampling MHA/MLP beats sampling layers (EST vs EST-THREE-STAGE)"}
+# metrics bounded to [0, 1]: every value at a bound makes the metric uninformative
+BOUNDED = ("next_token_acc", "last_word_acc")
 
 
-def _stats(values: pd.Series) -> tuple[float, float, int]:
+def _fmt(values: pd.Series, digits: int = 3) -> str:
     values = values.dropna()
-    return float(values.mean()), float(values.std()) if len(values) > 1 else math.nan, len(values)
+    if len(values) < 2:
+        return f"{values.mean():.{digits}f} (n={len(values)})"
+    return f"{values.mean():.{digits}f} +- {values.std():.{digits}f} (n={len(values)})"
 
 
-def _fmt(mean: float, std: float, n: int, digits: int = 3) -> str:
-    return f"{mean:.{digits}f}" + (f" +- {std:.{digits}f} (n={n})" if n > 1 else " (n=1)")
+def degenerate(a: pd.Series, b: pd.Series, metric: str = "") -> str:
+    """Why a comparison of `a` and `b` cannot inform a verdict, or '' when it can."""
+    a, b = a.dropna(), b.dropna()
+    if len(a) < 2 or len(b) < 2:
+        return "one seed on a side: no spread is known"
+    values = pd.concat([a, b])
+    if metric in BOUNDED and (values.eq(0).all() or values.eq(1).all()):
+        return f"every value of {metric} is {values.iloc[0]:g} (at its bound)"
+    if a.std() == 0 and b.std() == 0:
+        return "no spread on either side"
+    return ""
 
 
-def compare(a: pd.Series, b: pd.Series, lower_is_better: bool = True) -> tuple[str, str]:
-    """Verdict on 'a is at least as good as b', and the numbers behind it."""
-    (ma, sa, na), (mb, sb, nb) = _stats(a), _stats(b)
-    if na == 0 or nb == 0:
-        return "not measured", ""
-    note = ""
-    if math.isnan(sa) or math.isnan(sb):
-        known = sb if math.isnan(sa) else sa
-        sa, sb, note = known, known, "; one side has one seed, its spread taken from the other"
-    if math.isnan(sa):
-        return "no seed spread (run more seeds)", f"{ma:.4g} vs {mb:.4g}"
-    difference = (ma - mb) if lower_is_better else (mb - ma)
-    se = math.sqrt(sa ** 2 / na + sb ** 2 / nb)
-    verdict = ("holds" if difference < -2 * se else
-               "holds within noise" if difference <= 2 * se else "does not hold")
-    return verdict, f"difference {ma - mb:+.4g} (2 se = {2 * se:.2g}){note}"
+def one_sided(d: Difference, claimed_lower: bool) -> tuple[float, float]:
+    """(p of the claimed direction, p of the opposite one) from a two-sided Welch result."""
+    if math.isnan(d.t):
+        return math.nan, math.nan
+    lower = float(sps.t.cdf(d.t, d.df))
+    return (lower, 1 - lower) if claimed_lower else (1 - lower, lower)
 
 
-def _rows(table: pd.DataFrame | None, label: str) -> pd.DataFrame:
+def _row(claim: str, measured: str, test: str = "", statistic: float = math.nan,
+         df: float = math.nan, p: float = math.nan, p_opposite: float = math.nan,
+         verdict: str = "") -> dict:
+    return {"claim": claim, "paper": PAPER[claim], "measured": measured, "test": test,
+            "statistic": statistic, "df": df, "p": p, "p_opposite": p_opposite, "verdict": verdict}
+
+
+def difference_claim(claim: str, a: pd.Series, b: pd.Series, name_a: str, name_b: str,
+                     metric: str, claimed_lower: bool = True, digits: int = 3) -> dict:
+    """Claim: mean(a) < mean(b) (or > when not `claimed_lower`), by one-sided Welch."""
+    measured = f"{metric}: {name_a} {_fmt(a, digits)} vs {name_b} {_fmt(b, digits)}"
+    if a.dropna().empty or b.dropna().empty:
+        return _row(claim, measured, verdict="not measured")
+    why = degenerate(a, b, metric)
+    if why:
+        return _row(claim, f"{measured}; {why}", verdict="uninformative")
+    d = welch(a.dropna(), b.dropna())
+    p, p_opposite = one_sided(d, claimed_lower)
+    measured += f"; difference {d.estimate:+.{digits}g} (95 % CI {d.low:+.{digits}g}..{d.high:+.{digits}g})"
+    side = "<" if claimed_lower else ">"
+    return _row(claim, measured, f"Welch one-sided ({name_a} {side} {name_b})", d.t, d.df, p,
+                p_opposite)
+
+
+def equivalence_claim(claim: str, a: pd.Series, b: pd.Series, margin: float) -> dict:
+    """Claim: |mean(a) - mean(b)| < margin, by TOST; Welch's one-sided p that a is worse is kept
+    so that a significant loss of quality reads 'does not hold'."""
+    row = difference_claim(claim, a, b, "EST", "Original", "final_val_loss", claimed_lower=False)
+    if row["verdict"]:
+        return row
+    p = tost(a.dropna(), b.dropna(), margin)
+    return row | {"test": f"TOST equivalence within +-{margin:g} (margin fixed in the config)",
+                  "p": p, "p_opposite": row["p"]}
+
+
+def speedup_claim(original: pd.DataFrame, est: pd.DataFrame) -> dict:
+    """C2: speedup = mean Original time / mean EST time; Welch on log times against 1, and the
+    interval set beside the paper's 1.22x."""
+    o, e = original["train_wall_s"].dropna(), est["train_wall_s"].dropna()
+    machine = est["machine"].iloc[0] if "machine" in est and len(est) else "?"
+    if o.empty or e.empty:
+        return _row("C2", "Table 2 results missing", verdict="not measured")
+    speedup = o.mean() / e.mean()
+    why = degenerate(o, e)
+    if why:
+        return _row("C2", f"{speedup:.2f}x ({machine}); {why}", verdict="uninformative")
+    d = welch(np.log(o), np.log(e))
+    p, p_opposite = one_sided(d, claimed_lower=False)
+    low, high = math.exp(d.low), math.exp(d.high)
+    versus = ("above" if low > PAPER_SPEEDUP else "below" if high < PAPER_SPEEDUP
+              else "consistent with")
+    measured = (f"{speedup:.2f}x training wall-clock (95 % CI {low:.2f}..{high:.2f}x), "
+                f"{versus} the paper's {PAPER_SPEEDUP}x ({machine})")
+    row = _row("C2", measured, "Welch one-sided on log times (speedup > 1)", d.t, d.df, p, p_opposite)
+    return row | {"note": "" if versus != "below" else "faster, but less than the paper's 1.22x"}
+
+
+def transition_claim(transitions: pd.DataFrame | None) -> dict:
+    """C3: each transition's drop is tested one-sided (z = drop / stderr) and Holm-corrected
+    within the claim; the claim's p is the one at which a majority of transitions is
+    significant. Delta R / drop is the share the regularizer change explains."""
+    if transitions is None or transitions.empty:
+        return _row("C3", "no transition analysis", verdict="not measured")
+    drop, se = transitions["observed_drop"], transitions["observed_drop_stderr"]
+    p = [float(sps.norm.sf(d / s)) if s > 0 else math.nan for d, s in zip(drop, se)]
+    adjusted = holm(p)
+    majority = len(p) // 2 + 1
+    significant = sum(q < ALPHA for q in adjusted)
+    share = transitions["delta_R"] / drop
+    measured = (f"{significant} of {len(p)} transition drops significant (Holm within C3): "
+                + ", ".join(f"{d:+.3f}" for d in drop)
+                + f"; Delta R explains {share.mean():.0%} of a drop on average "
+                  f"(range {share.min():.0%}..{share.max():.0%})")
+    claim_p = sorted(q for q in adjusted if not math.isnan(q))[majority - 1] \
+        if sum(not math.isnan(q) for q in adjusted) >= majority else math.nan
+    return _row("C3", measured, "z one-sided per transition, Holm within, majority needed",
+                p=claim_p, p_opposite=math.nan)
+
+
+def slope_claim(slope: dict | None, claim: str = "C4", axis: str = "steps") -> dict:
+    """C4: the slope ratio EST / Original over loss bins, its t-interval tested against 1."""
+    if not slope:
+        return _row(claim, "no slope comparison", verdict="not measured")
+    measured = (f"stage-3 slope ratio EST / Original per {axis}: {slope['ratio']:.2f} (95 % CI "
+                f"{slope['ci_low']:.2f}..{slope['ci_high']:.2f}, {slope['bins']} loss bins)")
+    bins = slope["bins"]
+    if bins < 2 or not math.isfinite(slope["ci_high"]):
+        return _row(claim, measured + "; one bin: no spread", verdict="uninformative")
+    se = (slope["ci_high"] - slope["ratio"]) / sps.t.ppf(0.975, bins - 1)
+    t = (slope["ratio"] - 1) / se if se > 0 else math.inf
+    p = float(sps.t.sf(t, bins - 1))
+    return _row(claim, measured, "t one-sided over loss bins (ratio > 1)", t, bins - 1, p, 1 - p)
+
+
+def _label(table: pd.DataFrame | None, label: str) -> pd.DataFrame:
     if table is None or table.empty:
-        return pd.DataFrame()
+        return pd.DataFrame(columns=["final_val_loss", "flops_saving"])
     return table[table["label"] == label]
+
+
+def scheduler_claims(table3: pd.DataFrame | None) -> list[dict]:
+    """C7 (EST-ONE-STAGE worse than every other scheduler: intersection-union, the largest
+    one-sided p), C7 trade-off (EST no worse than any scheduler saving as much: its loss lower,
+    largest p) and C8 (EST lower than EST-THREE-STAGE)."""
+    variants = ["EST-ONE-STAGE", "EST-TWO-STAGE-A", "EST-TWO-STAGE-B", "EST-TWO-STAGE-C",
+                "EST-THREE-STAGE", "EST"]
+    if table3 is None or not set(variants) <= set(table3["label"]):
+        return [_row(c, "Table 3 results missing", verdict="not measured")
+                for c in ("C7", "C7 trade-off", "C8")]
+    loss = {v: _label(table3, v)["final_val_loss"] for v in variants}
+    saving = {v: _label(table3, v)["flops_saving"].mean() for v in variants}
+    ordering = ", ".join(f"{v} {loss[v].mean():.3f}" for v in sorted(loss, key=lambda v: loss[v].mean()))
+    rows = []
+    for claim, pairs in (("C7", [(v, "EST-ONE-STAGE") for v in variants if v != "EST-ONE-STAGE"]),
+                         ("C7 trade-off", [("EST", v) for v in variants
+                                           if v != "EST" and saving[v] >= saving["EST"] - 1e-9])):
+        tests = [difference_claim(claim, loss[a], loss[b], a, b, "final_val_loss") for a, b in pairs]
+        blocked = [t for t in tests if t["verdict"]]
+        if blocked or not tests:
+            why = (f"{len(blocked)} of {len(tests)} comparisons untestable "
+                   f"({blocked[0]['measured'].rsplit('; ', 1)[-1]})" if blocked else "no rival")
+            rows.append(_row(claim, f"val loss, best first: {ordering}; {why}",
+                             verdict=blocked[0]["verdict"] if blocked else "uninformative"))
+            continue
+        rows.append(_row(claim, f"val loss, best first: {ordering}",
+                         f"Welch one-sided x{len(tests)}, intersection-union (largest p)",
+                         p=max(t["p"] for t in tests), p_opposite=min(t["p_opposite"] for t in tests)))
+    rows.append(difference_claim("C8", loss["EST"], loss["EST-THREE-STAGE"], "EST",
+                                 "EST-THREE-STAGE", "final_val_loss"))
+    return rows
+
+
+def iso_loss_claim(ladder: pd.DataFrame | None) -> dict:
+    """C1 made compute-fair: the ladder's iso-loss saving at its longest rung (bootstrap p that
+    the saving is not above 0)."""
+    claim = "C1 iso-loss"
+    if ladder is None or ladder.empty or "iso_loss_saving" not in ladder:
+        return _row(claim, "no regime ladder", verdict="not measured")
+    top = ladder[ladder["axis"] == "length"].sort_values("tokens_per_param").iloc[-1]
+    bound = f" ({top['iso_loss_bound']} a bound)" if isinstance(top.get("iso_loss_bound"), str) \
+        and top["iso_loss_bound"] else ""
+    measured = (f"at {top['tokens_per_param']:.3g} tokens/parameter ({top['model']}): EST saves "
+                f"{top['iso_loss_saving']:.1%} of Original's FLOPs at equal loss{bound} "
+                f"(bootstrap 95 % {top['iso_loss_saving_low']:.1%}..{top['iso_loss_saving_high']:.1%}); "
+                f"EST - Original at EST's FLOPs {top['gap_matched']:+.4f}")
+    p = top.get("iso_loss_saving_p", math.nan)
+    return _row(claim, measured, "bootstrap one-sided (saving > 0)", p=p, p_opposite=1 - p)
+
+
+def _verdicts(rows: list[dict]) -> pd.DataFrame:
+    """Holm over the claims that were tested; then each verdict."""
+    table = pd.DataFrame(rows)
+    table["p_holm"] = holm(table["p"].where(table["verdict"] == ""))
+    tested = table["verdict"] == ""
+    family = int(tested.sum())
+
+    def verdict(row: pd.Series) -> str:
+        note = row.get("note")
+        if row["p_holm"] < ALPHA:
+            return f"partly holds ({note})" if isinstance(note, str) and note else "holds"
+        if row["p_opposite"] < ALPHA / max(family, 1):
+            return "does not hold"
+        return "not shown"
+
+    table.loc[tested, "verdict"] = table[tested].apply(verdict, axis=1)
+    columns = ["claim", "paper", "measured", "test", "statistic", "df", "p", "p_holm", "verdict"]
+    return table[columns]
 
 
 def judge_claims(table2: pd.DataFrame | None = None, table3: pd.DataFrame | None = None,
                  table5: pd.DataFrame | None = None, transitions: pd.DataFrame | None = None,
-                 slope: dict | None = None) -> pd.DataFrame:
-    """One row per claim: what the paper says, what we measured, the verdict. `transitions`
-    is `transition_table` output for EST runs (any seeds), `slope` a `slope_ratio` result
-    (EST stage 3 against Original)."""
+                 slope: dict | None = None, equivalence_margin: float | None = None,
+                 ladder: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per claim: the paper's statement, what we measured, the test, its statistic,
+    p-value, Holm-adjusted p and verdict. `transitions` is `transition_table` output for EST
+    runs, `slope` a `slope_ratio` result, `ladder` a `ladder_summary`."""
+    original, est = _label(table2, "Original"), _label(table2, "EST")
     rows = []
-
-    def add(claim: str, measured: str, verdict: str) -> None:
-        rows.append({"claim": claim, "paper": PAPER[claim], "measured": measured, "verdict": verdict})
-
-    original, est = _rows(table2, "Original"), _rows(table2, "EST")
     if len(original) and len(est):
-        verdict, detail = compare(est["final_val_loss"], original["final_val_loss"])
-        add("C1", f"EST val loss {_fmt(*_stats(est['final_val_loss']))} vs Original "
-                  f"{_fmt(*_stats(original['final_val_loss']))} at {est['flops_saving'].mean():.1%} "
-                  f"fewer FLOPs; {detail}", verdict)
-        speedup = original["train_wall_s"].mean() / est["train_wall_s"].mean()
-        add("C2", f"{speedup:.2f}x training wall-clock ({est['machine'].iloc[0]})",
-            "holds" if speedup > 1.0 else "does not hold")
-        for metric, better in (("ood_loss", True), ("next_token_acc", False), ("last_word_acc", False)):
-            verdict, detail = compare(est[metric], original[metric], lower_is_better=better)
-            add("C6", f"{metric}: EST {_fmt(*_stats(est[metric]))} vs Original "
-                      f"{_fmt(*_stats(original[metric]))}; {detail} (proxy)", verdict)
+        loss_e, loss_o = est["final_val_loss"], original["final_val_loss"]
+        if equivalence_margin is None:
+            rows.append(_row("C1", "no equivalence margin in the config", verdict="not measured"))
+        else:
+            row = equivalence_claim("C1", loss_e, loss_o, equivalence_margin)
+            saving = est["flops_saving"].mean()
+            rows.append(row | {"measured": row["measured"] + f"; EST at {saving:.1%} fewer FLOPs"})
+        rows.append(speedup_claim(original, est))
+        for metric, lower in (("ood_loss", True), ("next_token_acc", False), ("last_word_acc", False)):
+            rows.append(difference_claim("C6", est[metric], original[metric], "EST", "Original",
+                                         f"{metric} (proxy)", claimed_lower=lower))
     else:
-        for claim in ("C1", "C2", "C6"):
-            add(claim, "Table 2 results missing", "not measured")
-    if transitions is not None and len(transitions):
-        significant = transitions["observed_drop"] > 2 * transitions["observed_drop_stderr"]
-        drops = ", ".join(f"{d:+.3f}" for d in transitions["observed_drop"])
-        add("C3", f"training-loss drop at {len(transitions)} boundaries: {drops}; Delta R "
-                  f"{transitions['delta_R'].mean():+.3f} on average",
-            "holds" if significant.all() else
-            "partly holds" if significant.any() else "does not hold")
-    else:
-        add("C3", "no transition analysis", "not measured")
-    if slope:
-        verdict = ("holds" if slope["ci_low"] > 1 else "does not hold" if slope["ci_high"] < 1
-                   else "inconclusive")
-        add("C4", f"stage-3 slope ratio EST / Original {slope['ratio']:.2f} (95 % CI "
-                  f"{slope['ci_low']:.2f}..{slope['ci_high']:.2f}, {slope['bins']} loss bins)", verdict)
-    else:
-        add("C4", "no slope comparison", "not measured")
-    if table5 is not None and len(_rows(table5, "EST")) and len(_rows(table5, "Original")):
-        e, o = _rows(table5, "EST")["trace"], _rows(table5, "Original")["trace"]
-        verdict, detail = compare(e, o)
-        add("C5", f"Tr(H) EST {_fmt(*_stats(e), digits=1)} vs Original {_fmt(*_stats(o), digits=1)}; "
-                  f"{detail}", verdict.replace("holds within noise", "no difference beyond noise"))
-    else:
-        add("C5", "Table 5 results missing", "not measured")
-    labels = set(table3["label"]) if table3 is not None and len(table3) else set()
-    variants = ["EST-ONE-STAGE", "EST-TWO-STAGE-A", "EST-TWO-STAGE-B", "EST-TWO-STAGE-C",
-                "EST-THREE-STAGE", "EST"]
-    if set(variants) <= labels:
-        loss = {v: _rows(table3, v)["final_val_loss"].mean() for v in variants}
-        saving = {v: _rows(table3, v)["flops_saving"].mean() for v in variants}
-        worst = max(loss, key=loss.get)
-        rivals = [v for v in variants if v != "EST" and saving[v] >= saving["EST"] - 1e-9]
-        best_tradeoff = all(loss["EST"] <= loss[v] for v in rivals)
-        ordering = ", ".join(f"{v} {loss[v]:.3f}" for v in sorted(loss, key=loss.get))
-        add("C7", f"val loss, best first: {ordering}; worst {worst}",
-            "holds" if worst == "EST-ONE-STAGE" and best_tradeoff else
-            "partly holds" if worst == "EST-ONE-STAGE" or best_tradeoff else "does not hold")
-        verdict, detail = compare(_rows(table3, "EST")["final_val_loss"],
-                                  _rows(table3, "EST-THREE-STAGE")["final_val_loss"])
-        add("C8", f"EST {_fmt(*_stats(_rows(table3, 'EST')['final_val_loss']))} vs EST-THREE-STAGE "
-                  f"{_fmt(*_stats(_rows(table3, 'EST-THREE-STAGE')['final_val_loss']))}; {detail}",
-            verdict)
-    else:
-        add("C7", "Table 3 results missing", "not measured")
-        add("C8", "Table 3 results missing", "not measured")
-    return pd.DataFrame(rows).sort_values("claim", kind="stable", ignore_index=True)
+        rows += [_row(c, "Table 2 results missing", verdict="not measured") for c in ("C1", "C2", "C6")]
+    rows.append(iso_loss_claim(ladder))
+    rows.append(transition_claim(transitions))
+    rows.append(slope_claim(slope))
+    trace_e, trace_o = _label(table5, "EST"), _label(table5, "Original")
+    rows.append(difference_claim("C5", trace_e.get("trace", pd.Series(dtype=float)),
+                                 trace_o.get("trace", pd.Series(dtype=float)), "EST", "Original",
+                                 "Tr(H) at equal steps", digits=4))
+    rows += scheduler_claims(table3)
+    order = {c: i for i, c in enumerate(PAPER)}
+    table = _verdicts(rows)
+    return table.sort_values("claim", key=lambda s: s.map(order), kind="stable", ignore_index=True)

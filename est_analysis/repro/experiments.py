@@ -5,6 +5,7 @@ method and schedule preset trained with a number of seeds that depends on the sc
               train: {the row's own TrainConfig overrides}}]
     scales: {smoke|cpu|regime|paper: {seeds: {main: N, extra: M}, train: {TrainConfig overrides},
                                       hessian: {...}, fingerprint: "..."}}
+    claims: {equivalence_margin: ...}   (fixed before the runs; repro.claims)
 
 `fingerprint` pins a scale's runs to one tokenized corpus (text, tokenizer, validation split):
 a data pipeline that tokenizes differently is refused instead of silently changing the runs.
@@ -89,4 +90,6 @@ def load_experiment(table: str, scale: str, seeds: int | None = None,
                                  method_options=row.get("method_options"), **overrides)
             runs.append(RunSpec(row["label"], config))
     settings = {"hessian": spec.get("hessian", {}) | at_scale.get("hessian", {})} if "hessian" in spec else {}
+    if "claims" in spec:
+        settings["claims"] = spec["claims"]
     return Experiment(table, scale, spec["description"], runs, settings, at_scale.get("fingerprint"))

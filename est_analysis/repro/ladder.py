@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -167,8 +168,9 @@ def flops_to_reach(log_flops: np.ndarray, losses: np.ndarray, loss: float) -> tu
 
 
 def iso_loss_saving(est: pd.DataFrame, originals: pd.DataFrame, seed: int = 0
-                    ) -> tuple[float, float, float, str]:
-    """(saving, bootstrap 2.5 %, 97.5 %, bound): 1 - FLOPs(EST) / FLOPs Original needs to reach
+                    ) -> tuple[float, float, float, float, str]:
+    """(saving, bootstrap 2.5 %, 97.5 %, bootstrap p that the saving is <= 0, bound):
+    1 - FLOPs(EST) / FLOPs Original needs to reach
     EST's mean final loss ('at least'/'at most' when that loss is outside Original's measured
     range: a bound, see `flops_to_reach`). The bootstrap resamples EST's seeds and the seeds of
     each Original length; with one EST seed it gives no interval."""
@@ -185,8 +187,11 @@ def iso_loss_saving(est: pd.DataFrame, originals: pd.DataFrame, seed: int = 0
         e = est.sample(len(est), replace=True, random_state=rng)
         o = pd.concat([g.sample(len(g), replace=True, random_state=rng) for g in groups])
         draws.append(saving(e, o)[0])
-    low, high = np.nanpercentile(draws, [2.5, 97.5]) if len(est) > 1 else (math.nan, math.nan)
-    return estimate, float(low), float(high), bound
+    if len(est) < 2:
+        return estimate, math.nan, math.nan, math.nan, bound
+    low, high = np.nanpercentile(draws, [2.5, 97.5])
+    p = (1 + np.sum(np.asarray(draws) <= 0)) / (1 + len(draws))
+    return estimate, float(low), float(high), float(p), bound
 
 
 def ladder_summary(rows: pd.DataFrame) -> pd.DataFrame:
@@ -212,16 +217,17 @@ def ladder_summary(rows: pd.DataFrame) -> pd.DataFrame:
             d = welch(est_loss, other["final_val_loss"])
             line |= {name: d.estimate, f"{name}_low": d.low, f"{name}_high": d.high, f"{name}_p": d.p}
         line["matched_loss"] = arm["Original at EST's FLOPs"]["final_val_loss"].mean()
-        saving, low, high, bound = iso_loss_saving(arm["EST"], originals_of[model])
+        saving, low, high, p, bound = iso_loss_saving(arm["EST"], originals_of[model])
         line |= {"iso_loss_saving": saving, "iso_loss_saving_low": low,
-                 "iso_loss_saving_high": high, "iso_loss_bound": bound}
+                 "iso_loss_saving_high": high, "iso_loss_saving_p": p, "iso_loss_bound": bound}
         lines.append(line)
     return pd.DataFrame(lines)
 
 
-def report_ladder(scale: str) -> tuple[pd.DataFrame, list]:
-    """`results/ladder_summary.csv` and `figures/ladder_<scale>.png|pdf` from the ladder's rows
-    at `scale` (those already finished); returns the summary and the figure files."""
+def report_ladder(scale: str, figures_dir: Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """`results/ladder_summary.csv` and `<figures_dir>/ladder_<scale>.png|pdf` (default the
+    workspace's figures/) from the ladder's rows at `scale` (those already finished); returns
+    the summary and the figure files."""
     workspace = find_workspace()
     path = workspace.results / "ladder.csv"
     if not path.exists():
@@ -232,5 +238,5 @@ def report_ladder(scale: str) -> tuple[pd.DataFrame, list]:
     upsert_rows(workspace.results / "ladder_summary.csv", summary, scale)
     regimes = {"GPT-2": paper_tokens_per_param("est-gpt2"),
                "TinyLlama": paper_tokens_per_param("est-tinyllama")}
-    figure = save(ladder_figure(summary, regimes), workspace.figures / f"ladder_{scale}")
+    figure = save(ladder_figure(summary, regimes), (figures_dir or workspace.figures) / f"ladder_{scale}")
     return summary, figure

@@ -11,6 +11,7 @@ import pandas as pd
 from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_loss, transition_table
 from est_analysis.paper import paper_table
 from est_analysis.repro.claims import judge_claims
+from est_analysis.repro.experiments import load_experiment
 from est_analysis.repro.runner import run_table
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir
@@ -96,7 +97,8 @@ def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int 
 
 def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | None = None
               ) -> pd.DataFrame:
-    """Every claim judged from the results at `scale` (tables that are missing: not measured)."""
+    """Every claim judged from the results at `scale` (tables that are missing: not measured;
+    the ladder's summary when `est repro ladder` has run at this scale)."""
     tables = {}
     for table in ("table2", "table3", "table5"):
         try:
@@ -104,6 +106,12 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
         except FileNotFoundError:
             tables[table] = None
     transitions, slope = None, None
-    if tables["table2"] is not None:
-        transitions, _, slope = transitions_and_slopes(tables["table2"])
-    return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope)
+    if tables["table2"] is not None and not loss_histories(tables["table2"])[1]:
+        transitions, _, slope = transitions_and_slopes(tables["table2"])  # needs the runs here
+    summary = (results_dir or find_workspace().results) / "ladder_summary.csv"
+    ladder = pd.read_csv(summary) if summary.exists() else None
+    if ladder is not None:
+        ladder = ladder[ladder["scale"] == scale]
+    margin = load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
+    return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope,
+                        margin, ladder)

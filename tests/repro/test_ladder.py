@@ -29,8 +29,8 @@ def test_iso_loss_saving_of_a_known_curve():
                               for c in (1e9, 1e10, 1e11, 1e12) for e in (-0.01, 0.01)])
     # EST: 3e10 FLOPs reaching the loss Original reaches at 1e11 -> saves 70 %
     est = pd.DataFrame({"total_flops": [3e10] * 3, "final_val_loss": [4.49, 4.5, 4.51]})
-    saving, low, high, bound = iso_loss_saving(est, originals)
-    assert saving == pytest.approx(0.7) and bound == ""
+    saving, low, high, p, bound = iso_loss_saving(est, originals)
+    assert saving == pytest.approx(0.7) and bound == "" and p < 0.01
     assert low < 0.7 < high and high - low < 0.2
     worse = est.assign(final_val_loss=5.0)  # Original's 1e10 loss at 3e10 FLOPs: costs 3x
     assert iso_loss_saving(worse, originals)[0] == pytest.approx(1 - 3)
