@@ -34,6 +34,8 @@ PAPER = {"C1": "equal validation loss at 26.7 % fewer FLOPs (GPT-2 schedule)",
          "C2": "wall-clock speedup 1.22x",
          "C3": "loss drops at stage transitions",
          "C4": "steeper stage-3 slope at equal loss",
+         "C4 per LR": "(C4 per unit of cumulative learning rate, which at equal loss is lower in "
+                      "EST's stage 3)",
          "C5": "smaller Hessian trace (2510 vs 11763)",
          "C6": "better generalization (downstream scores)",
          "C7": "Table 3: EST-ONE-STAGE has the worst loss",
@@ -243,10 +245,12 @@ def _verdicts(rows: list[dict]) -> pd.DataFrame:
 def judge_claims(table2: pd.DataFrame | None = None, table3: pd.DataFrame | None = None,
                  table5: pd.DataFrame | None = None, transitions: pd.DataFrame | None = None,
                  slope: dict | None = None, equivalence_margin: float | None = None,
-                 ladder: pd.DataFrame | None = None) -> pd.DataFrame:
+                 ladder: pd.DataFrame | None = None, slope_lr: dict | None = None
+                 ) -> pd.DataFrame:
     """One row per claim: the paper's statement, what we measured, the test, its statistic,
     p-value, Holm-adjusted p and verdict. `transitions` is `transition_table` output for EST
-    runs, `slope` a `slope_ratio` result, `ladder` a `ladder_summary`."""
+    runs, `slope` and `slope_lr` `slope_ratio` results per step and per unit of cumulative LR,
+    `ladder` a `ladder_summary`."""
     original, est = _label(table2, "Original"), _label(table2, "EST")
     rows = []
     if len(original) and len(est):
@@ -266,6 +270,7 @@ def judge_claims(table2: pd.DataFrame | None = None, table3: pd.DataFrame | None
     rows.append(iso_loss_claim(ladder))
     rows.append(transition_claim(transitions))
     rows.append(slope_claim(slope))
+    rows.append(slope_claim(slope_lr, "C4 per LR", "unit of cumulative LR"))
     trace_e, trace_o = _label(table5, "EST"), _label(table5, "Original")
     rows.append(difference_claim("C5", trace_e.get("trace", pd.Series(dtype=float)),
                                  trace_o.get("trace", pd.Series(dtype=float)), "EST", "Original",

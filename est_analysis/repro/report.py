@@ -81,18 +81,23 @@ def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], l
 
 
 def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int = 2
-                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+                           ) -> tuple[pd.DataFrame, pd.DataFrame, dict, dict]:
     """C3 and C4 from Table 2's runs: the transition table of every EST seed, the slopes of EST's
-    stage 3 and of Original binned by loss level, and their ratio."""
+    stage 3 and of Original binned by loss level and their ratio, per step and per unit of
+    cumulative learning rate (the binned table is per step)."""
     transitions = pd.concat([transition_table(d, samples, window=10, batches=batches).assign(run=d.name)
                              for d in run_dirs(table2, "EST")], ignore_index=True)
     window = max(5, int(table2["steps"].iloc[0]) // 20)
-    slopes = {label: pd.concat([loss_slopes(RunDir(d).read_metrics(), window,
-                                            stage=3 if label == "EST" else None)
-                                for d in run_dirs(table2, label)])
-              for label in ("Original", "EST")}
-    binned = slopes_at_equal_loss(slopes, bins=4)
-    return transitions, binned, slope_ratio(binned, "EST", "Original")
+    ratios, binned = {}, None
+    for x in ("step", "cum_lr"):
+        slopes = {label: pd.concat([loss_slopes(RunDir(d).read_metrics(), window, x=x,
+                                                stage=3 if label == "EST" else None)
+                                    for d in run_dirs(table2, label)])
+                  for label in ("Original", "EST")}
+        table = slopes_at_equal_loss(slopes, bins=4)
+        binned = table if binned is None else binned
+        ratios[x] = slope_ratio(table, "EST", "Original")
+    return transitions, binned, ratios["step"], ratios["cum_lr"]
 
 
 def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | None = None
@@ -105,13 +110,13 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
             tables[table] = measured(table, scale, results_dir, runs_root)
         except FileNotFoundError:
             tables[table] = None
-    transitions, slope = None, None
+    transitions, slope, slope_lr = None, None, None
     if tables["table2"] is not None and not loss_histories(tables["table2"])[1]:
-        transitions, _, slope = transitions_and_slopes(tables["table2"])  # needs the runs here
+        transitions, _, slope, slope_lr = transitions_and_slopes(tables["table2"])  # needs the runs
     summary = (results_dir or find_workspace().results) / "ladder_summary.csv"
     ladder = pd.read_csv(summary) if summary.exists() else None
     if ladder is not None:
         ladder = ladder[ladder["scale"] == scale]
     margin = load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
     return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope,
-                        margin, ladder)
+                        margin, ladder, slope_lr)

@@ -14,10 +14,13 @@ COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_fl
            "train_loss", "val_loss", "step_s", "wall_s", "tokens_per_s", "mfu")
 # the only columns that differ between identical runs
 TIMING_COLUMNS = ("step_s", "wall_s", "tokens_per_s", "mfu")
-# the x axes a run's progress is measured along: name -> (column, axis label)
+# the x axes a run's progress is measured along: name -> (column, axis label); `cum_lr` is
+# derived when the file is read (`RunDir.read_metrics`): at equal loss EST's stage 3 runs at a
+# lower LR than Original, so slopes per unit of LR separate the schedule from the method
 X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
           "flops": ("cum_flops", "cumulative training FLOPs"),
-          "wall": ("wall_s", "training wall time (s)")}
+          "wall": ("wall_s", "training wall time (s)"),
+          "cum_lr": ("cum_lr", "cumulative learning rate (sum of per-step LR)")}
 
 
 class MetricsLog:

@@ -73,7 +73,8 @@ class RunDir:
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics.exists():
             raise RunDirError(f"{self.path} has no metrics.csv: not a run directory")
-        return pd.read_csv(self.metrics)
+        metrics = pd.read_csv(self.metrics)
+        return metrics.assign(cum_lr=metrics["lr"].cumsum())  # training.metrics.X_AXES
 
     def read_summary(self) -> dict:
         if not self.summary.exists():

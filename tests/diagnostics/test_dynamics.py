@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_loss
+from est_analysis.training import RunDir
 
 
 def _exponential_run(tau: float, steps: int = 600, noise: float = 0.0) -> pd.DataFrame:
@@ -43,3 +44,17 @@ def test_disjoint_loss_ranges_and_bad_axes_are_refused():
         slopes_at_equal_loss({"a": loss_slopes(high), "b": loss_slopes(_exponential_run(200.0))})
     with pytest.raises(ValueError, match="choose one of"):
         loss_slopes(high, x="epochs")
+
+
+def test_slopes_per_unit_of_cumulative_learning_rate(tmp_path):
+    # loss falls by 2 per unit of cumulative LR while the LR halves: per step the slope halves,
+    # per unit of LR it stays 2
+    lr = np.repeat([0.02, 0.01], 30)
+    cum_lr = np.cumsum(lr)
+    (tmp_path / "metrics.csv").write_text(pd.DataFrame({
+        "step": range(60), "stage": 1, "lr": lr, "train_loss": 5 - 2 * cum_lr}).to_csv(index=False))
+    metrics = RunDir(tmp_path).read_metrics()
+    per_lr = loss_slopes(metrics, window=30, x="cum_lr")
+    per_step = loss_slopes(metrics, window=30, x="step")
+    assert per_lr["slope"].tolist() == pytest.approx([2.0, 2.0])
+    assert per_step["slope"].tolist() == pytest.approx([0.04, 0.02])

@@ -44,6 +44,7 @@ def test_verdicts_follow_the_tables():
     assert verdict["C2"] == "holds" and "above the paper's 1.22x" in claims.loc["C2", "measured"]
     assert verdict["C3"] == "holds" and "2 of 3" in claims.loc["C3", "measured"]
     assert verdict["C4"] == "holds" and verdict["C7"] == "holds" and verdict["C8"] == "holds"
+    assert verdict["C4 per LR"] == "not measured"  # no per-LR slopes given
     assert verdict["C5"] == "not shown"  # EST's trace 306.4 vs 306.5: no evidence either way
     assert verdict["C1 iso-loss"] == "not measured"
     # last-word accuracy 0.000 everywhere: degenerate, never 'holds'
