@@ -37,6 +37,7 @@ PAPER = {"C1": "equal validation loss at 26.7 % fewer FLOPs (GPT-2 schedule)",
          "C4 per LR": "(C4 per unit of cumulative learning rate, which at equal loss is lower in "
                       "EST's stage 3)",
          "C5": "smaller Hessian trace (2510 vs 11763)",
+         "C5 at equal loss": "(C5 against the Original run whose final loss is nearest EST's)",
          "C6": "better generalization (downstream scores)",
          "C7": "Table 3: EST-ONE-STAGE has the worst loss",
          "C7 trade-off": "Table 3: no scheduler saving as many FLOPs as EST reaches a lower loss",
@@ -245,12 +246,12 @@ def _verdicts(rows: list[dict]) -> pd.DataFrame:
 def judge_claims(table2: pd.DataFrame | None = None, table3: pd.DataFrame | None = None,
                  table5: pd.DataFrame | None = None, transitions: pd.DataFrame | None = None,
                  slope: dict | None = None, equivalence_margin: float | None = None,
-                 ladder: pd.DataFrame | None = None, slope_lr: dict | None = None
-                 ) -> pd.DataFrame:
+                 ladder: pd.DataFrame | None = None, slope_lr: dict | None = None,
+                 equal_loss: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per claim: the paper's statement, what we measured, the test, its statistic,
     p-value, Holm-adjusted p and verdict. `transitions` is `transition_table` output for EST
     runs, `slope` and `slope_lr` `slope_ratio` results per step and per unit of cumulative LR,
-    `ladder` a `ladder_summary`."""
+    `ladder` a `ladder_summary`, `equal_loss` `report.equal_loss_traces` output."""
     original, est = _label(table2, "Original"), _label(table2, "EST")
     rows = []
     if len(original) and len(est):
@@ -275,6 +276,13 @@ def judge_claims(table2: pd.DataFrame | None = None, table3: pd.DataFrame | None
     rows.append(difference_claim("C5", trace_e.get("trace", pd.Series(dtype=float)),
                                  trace_o.get("trace", pd.Series(dtype=float)), "EST", "Original",
                                  "Tr(H) at equal steps", digits=4))
+    if equal_loss is None or equal_loss.empty:
+        rows.append(_row("C5 at equal loss", "no Original run at EST's loss (the ladder's runs)",
+                         verdict="not measured"))
+    else:
+        rows.append(difference_claim("C5 at equal loss", trace_e.get("trace", pd.Series(dtype=float)),
+                                     equal_loss["trace"], "EST", "Original at EST's loss",
+                                     "Tr(H) at equal loss", digits=4))
     rows += scheduler_claims(table3)
     order = {c: i for i, c in enumerate(PAPER)}
     table = _verdicts(rows)

@@ -12,7 +12,7 @@ from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_l
 from est_analysis.paper import paper_table
 from est_analysis.repro.claims import judge_claims
 from est_analysis.repro.experiments import load_experiment
-from est_analysis.repro.runner import run_table
+from est_analysis.repro.runner import hessian_trace, run_table
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir
 
@@ -100,6 +100,26 @@ def transitions_and_slopes(table2: pd.DataFrame, samples: int = 8, batches: int 
     return transitions, binned, ratios["step"], ratios["cum_lr"]
 
 
+def equal_loss_traces(table5: pd.DataFrame, ladder_rows: pd.DataFrame, settings: dict
+                      ) -> pd.DataFrame:
+    """C5 at equal loss: for each EST run of Table 5, the fully-decayed Original run of the
+    ladder (any length, same model) whose final validation loss is nearest EST's, and its
+    Hessian trace with Table 5's settings (rows labelled 'Original at EST's loss')."""
+    workspace = find_workspace()
+    originals = ladder_rows[(ladder_rows["arm"] != "EST")].drop_duplicates("run_dir")
+    rows = []
+    for est in table5[table5["label"] == "EST"].itertuples():
+        pool = originals[originals["model"] == est.model]
+        if pool.empty:
+            continue
+        match = pool.loc[(pool["final_val_loss"] - est.final_val_loss).abs().idxmin()]
+        trace = hessian_trace(RunDir(workspace.resolve(match["run_dir"])), settings)
+        rows.append({"label": "Original at EST's loss", "seed": est.seed,
+                     "final_val_loss": match["final_val_loss"], "matched_to": est.final_val_loss,
+                     "run_dir": match["run_dir"]} | trace)
+    return pd.DataFrame(rows)
+
+
 def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | None = None
               ) -> pd.DataFrame:
     """Every claim judged from the results at `scale` (tables that are missing: not measured;
@@ -113,10 +133,15 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
     transitions, slope, slope_lr = None, None, None
     if tables["table2"] is not None and not loss_histories(tables["table2"])[1]:
         transitions, _, slope, slope_lr = transitions_and_slopes(tables["table2"])  # needs the runs
-    summary = (results_dir or find_workspace().results) / "ladder_summary.csv"
-    ladder = pd.read_csv(summary) if summary.exists() else None
-    if ladder is not None:
-        ladder = ladder[ladder["scale"] == scale]
+    results = results_dir or find_workspace().results
+    ladder, equal_loss = None, None
+    if (results / "ladder_summary.csv").exists():
+        ladder = pd.read_csv(results / "ladder_summary.csv").query("scale == @scale")
+    if tables["table5"] is not None and (results / "ladder.csv").exists():
+        rows = pd.read_csv(results / "ladder.csv").query("scale == @scale")
+        if not rows.empty and not loss_histories(rows.assign(label=rows["arm"]))[1]:
+            equal_loss = equal_loss_traces(tables["table5"], rows,
+                                           load_experiment("table5", scale).settings["hessian"])
     margin = load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
     return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope,
-                        margin, ladder, slope_lr)
+                        margin, ladder, slope_lr, equal_loss)

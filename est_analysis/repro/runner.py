@@ -125,7 +125,8 @@ def _cached(path: Path, compute) -> dict:
     return json.loads(path.read_text())
 
 
-def _hessian(out: RunDir, settings: dict) -> dict:
+def hessian_trace(out: RunDir, settings: dict) -> dict:
+    """Hutch++ trace of the run's final model (Table 5's `hessian` settings), cached in the run."""
     def compute() -> dict:
         run = load_run(out.path)
         operator = HessianOperator(run.model, run.batches(settings.get("data", "train"),
@@ -161,7 +162,7 @@ def _row(experiment: Experiment, spec: RunSpec, out: RunDir, record: dict,
            "train_wall_s": record["train_wall_s"]}
     row |= _proxies(out)
     if "hessian" in experiment.settings:
-        row |= _hessian(out, experiment.settings["hessian"])
+        row |= hessian_trace(out, experiment.settings["hessian"])
     row |= {"run_dir": workspace.recorded(out.path),
             "commit": record["commit"], "config_hash": record["config_hash"],
             "device": record["device"], "machine": record["machine"], "torch": record["torch"]}

@@ -80,3 +80,10 @@ def test_one_seed_is_uninformative():
     single = TABLE2.groupby("label").head(1)
     claims = _judge(table2=single, table5=single)
     assert claims["verdict"]["C1"] == "uninformative" and math.isnan(claims["p"]["C1"])
+
+
+def test_c5_at_equal_loss_compares_est_with_the_original_runs_at_its_loss():
+    equal_loss = pd.DataFrame({"trace": [290.0, 292.0, 291.0]})  # below EST's ~306
+    claims = _judge(equal_loss=equal_loss)
+    assert claims["verdict"]["C5 at equal loss"] == "does not hold"
+    assert _judge()["verdict"]["C5 at equal loss"] == "not measured"
