@@ -3,6 +3,7 @@ by `est_analysis.repro.walltime`; the paper's own speedups are printed beside ou
 
     python benchmarks/walltime.py --out benchmarks/results          # cpu configs, 2 threads
     python benchmarks/walltime.py --models gpt2-124m --batches 8,16,32,48 --seq 1024 --device cuda
+    python benchmarks/walltime.py --compile both   # eager and compiled blocks, side by side
 """
 
 from __future__ import annotations
@@ -24,10 +25,13 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--compile", choices=("off", "on", "both"), default="off",
+                        help="time eager blocks, compiled blocks (--compile), or both")
     parser.add_argument("--out", type=Path, help="directory for walltime.csv")
     args = parser.parse_args()
     table = walltime_table(args.models.split(","), [int(b) for b in args.batches.split(",")],
-                           args.seq, args.repeats, args.threads, args.device)
+                           args.seq, args.repeats, args.threads, args.device,
+                           {"off": (False,), "on": (True,), "both": (False, True)}[args.compile])
     print(f"device: {table['device'].iloc[0]}; torch {torch.__version__}")
     print(table.drop(columns=["device", "torch", "seq_len"]).to_string(
         index=False, float_format=lambda v: f"{v:.3f}"))
@@ -35,7 +39,8 @@ def main() -> None:
           "A100 80GB, speedups computed from its reported times:")
     print(paper_walltime().to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     if args.out:
-        atomic_write_text(args.out / "walltime.csv", table.to_csv(index=False))
+        name = "walltime.csv" if args.compile == "off" else f"walltime_compile_{args.compile}.csv"
+        atomic_write_text(args.out / name, table.to_csv(index=False))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,9 @@ def add_train_config_options(parser: argparse.ArgumentParser) -> None:
         if meta.get("repeat"):
             group.add_argument(flag, dest=field.name, action="append", type=option_pair,
                                metavar="NAME=VALUE", help=meta["help"])
+        elif _field_type(field) is bool:
+            group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
+                               default=None, help=meta["help"] + default)
         else:
             group.add_argument(flag, dest=field.name, type=_field_type(field),
                                choices=meta.get("choices"), help=meta["help"] + default)

@@ -68,11 +68,12 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, heads: torch.Tensor | None = None,
                 neurons: torch.Tensor | None = None, head_scale: float | torch.Tensor | None = None,
                 neuron_scale: float | torch.Tensor | None = None,
-                branch_scale: float = 1.0) -> torch.Tensor:
+                branch_scale: float | torch.Tensor = 1.0) -> torch.Tensor:
+        unscaled = not torch.is_tensor(branch_scale) and branch_scale == 1.0
         attn = self.attn(self.norm_1(x), heads, head_scale)
-        x = x + (attn if branch_scale == 1.0 else branch_scale * attn)
+        x = x + (attn if unscaled else branch_scale * attn)
         mlp = self.mlp(self.norm_2(x), neurons, neuron_scale)
-        return x + (mlp if branch_scale == 1.0 else branch_scale * mlp)
+        return x + (mlp if unscaled else branch_scale * mlp)
 
 
 class Decoder(nn.Module):
@@ -105,6 +106,9 @@ class Decoder(nn.Module):
             return
         subnet = subnet.to(device)
         for layer, plan in zip(subnet.layers, subnet.layer_plans()):
+            if plan["branch_scale"] != 1.0:
+                # a tensor input: a compiled block is not re-specialised for every value
+                plan["branch_scale"] = torch.tensor(plan["branch_scale"], device=device)
             yield self.blocks[layer], plan
 
     def subnet_slices(self, subnet: Subnet) -> tuple[list[Slice], list[nn.Parameter]]:

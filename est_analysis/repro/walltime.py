@@ -8,7 +8,8 @@ For each model config and micro-batch size:
   subnets computed by masking (`models.masked`: full-size matmuls with zeroed heads and
   neurons), which saves nothing but skipped layers.
 Every time is the median of `repeats` rounds in which all variants run in turn (drift hits all
-alike). `ideal_speedup` is the FLOPs ratio (full accounting, `est_analysis.cost`);
+alike). With `compiled`, every block is compiled first (`training.compiled`, as `--compile`
+trains) and round 0 compiles each variant's graphs; the module rows stay eager. `ideal_speedup` is the FLOPs ratio (full accounting, `est_analysis.cost`);
 `efficiency` = measured speedup / ideal speedup. `paper_walltime` gives the paper's own
 Table 8/9 speedups (A100), for display beside ours.
 """
@@ -29,11 +30,12 @@ from est_analysis.models import Decoder, build_model
 from est_analysis.models.masked import masked_forward
 from est_analysis.paper import paper_numbers
 from est_analysis.subnet import Subnet
+from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 
 STAGES = {"stage1": (0.5, 0.5, 0.5), "stage2": (0.5, 0.5, 1.0), "stage3": (1.0, 1.0, 1.0)}
-COLUMNS = ["model", "micro_batch", "seq_len", "part", "variant", "full_ms", "variant_ms",
-           "speedup", "ideal_speedup", "efficiency"]
+COLUMNS = ["model", "micro_batch", "seq_len", "compiled", "part", "variant", "full_ms",
+           "variant_ms", "speedup", "ideal_speedup", "efficiency"]
 
 
 def _timed(fn: Callable[[], object], device: torch.device) -> float:
@@ -54,10 +56,13 @@ def _train_step(model: Decoder, optimizer: torch.optim.Optimizer, idx: torch.Ten
     optimizer.zero_grad(set_to_none=True)
 
 
-def measure(model_name: str, batch: int, seq: int, repeats: int, device: torch.device) -> list[dict]:
+def measure(model_name: str, batch: int, seq: int, repeats: int, device: torch.device,
+            compiled: bool = False) -> list[dict]:
     """The rows of one model at one micro-batch size (columns `COLUMNS`)."""
     torch.manual_seed(0)
     model = build_model(model_name).to(device)
+    if compiled:
+        compile_blocks(model)
     config = model.config
     optimizer = make_optimizer(model, lr=1e-4)
     idx = torch.randint(0, config.vocab_size, (batch, seq), device=device)
@@ -106,7 +111,7 @@ def measure(model_name: str, batch: int, seq: int, repeats: int, device: torch.d
                      "variant_ms": statistics.median(times[(stage, how)]) * 1e3,
                      "ideal_speedup": full_flops / step_flops(config, subnet, batch, seq)})
     for row in rows:
-        row.update(model=model_name, micro_batch=batch, seq_len=seq)
+        row.update(model=model_name, micro_batch=batch, seq_len=seq, compiled=compiled)
         row["speedup"] = row["full_ms"] / row["variant_ms"]
         row["efficiency"] = row["speedup"] / row["ideal_speedup"]
     return rows
@@ -119,14 +124,16 @@ def device_name(device: torch.device, threads: int) -> str:
 
 
 def walltime_table(models: list[str], batches: list[int], seq: int, repeats: int = 7,
-                   threads: int = 2, device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Every model at every micro-batch size, with the device and torch version; the torch
-    thread count is set to `threads` for the measurement and restored afterwards."""
+                   threads: int = 2, device: str | torch.device = "cpu",
+                   compiled: tuple[bool, ...] = (False,)) -> pd.DataFrame:
+    """Every model at every micro-batch size, eager and/or compiled (`compiled`), with the
+    device and torch version; the torch thread count is set to `threads` for the measurement
+    and restored afterwards."""
     device, previous = torch.device(device), torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        rows = [row for model in models for batch in batches
-                for row in measure(model, batch, seq, repeats, device)]
+        rows = [row for model in models for batch in batches for mode in compiled
+                for row in measure(model, batch, seq, repeats, device, mode)]
     finally:
         torch.set_num_threads(previous)
     table = pd.DataFrame(rows)[COLUMNS]

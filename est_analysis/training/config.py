@@ -90,6 +90,9 @@ class TrainConfig:
     precision: str = option("auto", "autocast precision of the forward pass; fp16 adds a "
                             "gradient scaler; auto: bf16 on CUDA, fp32 elsewhere",
                             choices=PRECISIONS)
+    compile: bool = option(False, "torch.compile each transformer block (a few graphs per "
+                           "stage, est_analysis.training.compiled); use the same setting for "
+                           "every method you compare")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
     threads: int | None = option(None, "torch CPU threads")
     peak_flops: float | None = option(None, "the device's peak FLOP/s at this precision, for the "

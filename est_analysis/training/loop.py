@@ -31,6 +31,7 @@ from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.seeding import derived_seed
 from est_analysis.subnet import Subnet
 from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
+from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.config import TrainConfig
 from est_analysis.training.distributed import DistContext, init_from_env, shutdown
 from est_analysis.training.index_generator import IndexGenerator
@@ -251,8 +252,11 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
 
 
 def _wrapped(run: Run, context: DistContext) -> torch.nn.Module:
-    """The model as trained: under DDP when several processes run, told whether layers are
-    skipped (their parameters then get no gradient that step)."""
+    """The model as trained: its blocks compiled under `--compile`; under DDP when several
+    processes run, told whether layers are skipped (their parameters then get no gradient that
+    step)."""
+    if run.cfg.compile:
+        compile_blocks(run.model)
     if not context.active:
         return run.model
     return DistributedDataParallel(run.model, find_unused_parameters=run.policy.skips_layers)
