@@ -38,7 +38,8 @@ COLUMNS = ["model", "micro_batch", "seq_len", "compiled", "part", "variant", "fu
            "variant_ms", "speedup", "ideal_speedup", "efficiency"]
 
 
-def _timed(fn: Callable[[], object], device: torch.device) -> float:
+def timed(fn: Callable[[], object], device: torch.device) -> float:
+    """Seconds `fn` takes, the device synchronised before and after (CUDA)."""
     if device.type == "cuda":
         torch.cuda.synchronize()
     t0 = time.perf_counter()
@@ -80,12 +81,12 @@ def measure(model_name: str, batch: int, seq: int, repeats: int, device: torch.d
     times: dict[tuple[str, str], list[float]] = {}
     for repeat in range(repeats + 1):  # round 0 warms up
         for key, fn in modules.items():
-            elapsed = statistics.median(_timed(fn, device) for _ in range(5))
+            elapsed = statistics.median(timed(fn, device) for _ in range(5))
             if repeat:
                 times.setdefault(key, []).append(elapsed)
         for (stage, how), rates in steps.items():
             subnet = Subnet.for_step(config, rates, seed=0, step=repeat).to(device)
-            elapsed = _timed(lambda: _train_step(model, optimizer, idx, subnet, how == "masked"), device)
+            elapsed = timed(lambda: _train_step(model, optimizer, idx, subnet, how == "masked"), device)
             if repeat:
                 times.setdefault((stage, how), []).append(elapsed)
 
