@@ -31,7 +31,7 @@ from est_analysis.model_config import get_config
 from est_analysis.models import build_model
 from est_analysis.plotting import ladder_figure, save
 from est_analysis.repro.experiments import RunSpec
-from est_analysis.repro.runner import ensure_trained, run_length, upsert_rows
+from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
 from est_analysis.repro.workspace import Workspace, find_workspace
 from est_analysis.stats import welch
 from est_analysis.training import RunDir, TrainConfig
@@ -143,7 +143,7 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
             matched = max(1, round(steps * est["total_flops"] / orig["total_flops"]))
             done(axis, rung, "Original at EST's FLOPs", replace(original, steps=matched))
     bar.close()
-    return pd.read_csv(path)
+    return read_results(path)
 
 
 def loss_curve(originals: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -232,7 +232,7 @@ def report_ladder(scale: str, figures_dir: Path | None = None) -> tuple[pd.DataF
     path = workspace.results / "ladder.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `est repro ladder --scale {scale}`")
-    rows = pd.read_csv(path)
+    rows = read_results(path)
     rows = rows[rows["scale"] == scale]
     summary = ladder_summary(rows).assign(scale=scale)
     upsert_rows(workspace.results / "ladder_summary.csv", summary, scale)

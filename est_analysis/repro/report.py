@@ -12,7 +12,7 @@ from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_l
 from est_analysis.paper import paper_table
 from est_analysis.repro.claims import judge_claims
 from est_analysis.repro.experiments import load_experiment
-from est_analysis.repro.runner import hessian_trace, run_table
+from est_analysis.repro.runner import hessian_trace, read_results, run_table
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir
 
@@ -23,7 +23,7 @@ def measured(table: str, scale: str, results_dir: Path | None = None,
     minutes); missing larger scales are an error naming the command that produces them."""
     results_dir = results_dir or find_workspace().results
     path = results_dir / f"{table}.csv"
-    rows = pd.read_csv(path) if path.exists() else pd.DataFrame({"scale": []})
+    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
     rows = rows[rows["scale"] == scale]
     if rows.empty:
         if scale != "smoke":
@@ -138,7 +138,7 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
     if (results / "ladder_summary.csv").exists():
         ladder = pd.read_csv(results / "ladder_summary.csv").query("scale == @scale")
     if tables["table5"] is not None and (results / "ladder.csv").exists():
-        rows = pd.read_csv(results / "ladder.csv").query("scale == @scale")
+        rows = read_results(results / "ladder.csv").query("scale == @scale")
         if not rows.empty and not loss_histories(rows.assign(label=rows["arm"]))[1]:
             equal_loss = equal_loss_traces(tables["table5"], rows,
                                            load_experiment("table5", scale).settings["hessian"])

@@ -178,10 +178,16 @@ def _with_ratios(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
+def read_results(path: Path) -> pd.DataFrame:
+    """A results CSV, its identifiers kept as text (a short commit such as 9292077 is not a
+    number)."""
+    return pd.read_csv(path, dtype={"commit": str, "config_hash": str})
+
+
 def upsert_rows(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
     """Replace this scale's rows of the CSV at `path` by `table`, atomically."""
     if path.exists():
-        old = pd.read_csv(path)
+        old = read_results(path)
         table = pd.concat([old[old["scale"] != scale], table], ignore_index=True)
     atomic_write_text(path, table.to_csv(index=False))
     return table

@@ -11,6 +11,7 @@ import est_analysis.repro.runner as runner_module
 from est_analysis.cli.main import main
 from est_analysis.repro import load_experiment, run_table
 from est_analysis.repro.claims import PAPER
+from est_analysis.repro.runner import read_results, upsert_rows
 from est_analysis.training import train
 
 
@@ -44,7 +45,7 @@ def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(smoke_repro, monke
                  str(results), "--no-progress", "--json"]) == 0  # everything reused
     tables = json.loads(capsys.readouterr().out)
     assert set(tables) == {"table2", "table3", "table4", "table5", "inactive", "walltime"}
-    table2 = pd.read_csv(results / "table2.csv")
+    table2 = read_results(results / "table2.csv")
     assert list(table2["label"]) == ["Original", "Staged Training", "MSG", "EST", "RAPTR (extra row)"]
     for column in ("commit", "config_hash", "seed", "train_wall_s", "machine", "device", "torch",
                    "ood_loss", "next_token_acc", "last_word_acc"):
@@ -96,3 +97,10 @@ def test_rows_are_written_as_runs_finish_and_a_run_trained_otherwise_is_not_reus
         run_table("table4", "smoke", runs_root=runs, results_dir=results, progress=False)
     written = pd.read_csv(results / "table4.csv")  # the row finished before the refusal
     assert written["label"].tolist() == ["Original"] and (written["scale"] == "smoke").all()
+
+
+def test_a_commit_made_of_digits_stays_text(tmp_path):
+    path = tmp_path / "table.csv"
+    upsert_rows(path, pd.DataFrame([{"scale": "smoke", "commit": "0929207", "config_hash": "123"}]), "smoke")
+    upsert_rows(path, pd.DataFrame([{"scale": "cpu", "commit": "9292077", "config_hash": "456"}]), "cpu")
+    assert read_results(path)["commit"].tolist() == ["0929207", "9292077"]
