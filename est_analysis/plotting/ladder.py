@@ -27,6 +27,9 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
     length = summary[summary["axis"] == "length"].sort_values("tokens_per_param")
     size = summary[summary["axis"] == "size"].sort_values("params")
     for frame, ax, x in ((length, gap_ax, "tokens_per_param"), (size, size_ax, "params")):
+        if frame.empty:  # an axis whose runs have not finished yet
+            ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center")
+            continue
         for column, label in (("gap", "EST - Original (same steps)"),
                               ("gap_matched", "EST - Original at EST's FLOPs")):
             if column in frame:
@@ -36,6 +39,8 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log")
         ax.set_ylabel("EST's final loss minus the other's (< 0: EST better)")
+    if length.empty:
+        return fig
     _errorbar(saving_ax, length["tokens_per_param"], length["iso_loss_saving"],
               length["iso_loss_saving_low"], length["iso_loss_saving_high"],
               "iso-loss FLOPs saving", color_for("EST"))
@@ -60,5 +65,6 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
         size_ax.set_title(f"model size at {size['tokens_per_param'].iloc[0]:.3g} tokens/parameter")
     size_ax.set_xlabel("parameters")
     for ax in (gap_ax, saving_ax, size_ax):
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     return fig
