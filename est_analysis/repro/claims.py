@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
+from est_analysis.paper import paper_table
 from est_analysis.stats import Difference, holm, tost, welch
 
 ALPHA = 0.05
-PAPER_SPEEDUP = 1.22  # section 4.1, GPT-2 wall-clock
+PAPER_SPEEDUP = float(paper_table("table2").loc["EST", "speedup"])  # Table 2, GPT-2: 1.22x
 PAPER = {"C1": "equal validation loss at 26.7 % fewer FLOPs (GPT-2 schedule)",
          "C1 iso-loss": "(our compute-fair form of C1) EST reaches its loss with fewer FLOPs "
                         "than Original needs for it",
