@@ -40,12 +40,13 @@ SOURCE = Path(est_analysis.__file__).resolve().parent
 
 
 def git_commit() -> str:
-    """Short commit of the source checkout the package runs from, '+dirty' when tracked files
-    differ from it; for an installed package (no checkout) its version."""
+    """Short commit of the source checkout the package runs from, '+dirty' when the package's
+    tracked files differ from it; for an installed package (no checkout) its version."""
     try:
         commit = subprocess.run(["git", "-C", str(SOURCE), "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(SOURCE), "status", "--porcelain", "-uno"],
+        # only the package's own files: the results CSVs a run writes are not code
+        dirty = subprocess.run(["git", "-C", str(SOURCE), "status", "--porcelain", "-uno", "--", "."],
                                capture_output=True, text=True, check=True).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return f"est_analysis {est_analysis.__version__} (not a git checkout)"

@@ -3,6 +3,7 @@ scale (what CI runs)."""
 
 import dataclasses
 import json
+import subprocess
 
 import pandas as pd
 import pytest
@@ -104,3 +105,19 @@ def test_a_commit_made_of_digits_stays_text(tmp_path):
     upsert_rows(path, pd.DataFrame([{"scale": "smoke", "commit": "0929207", "config_hash": "123"}]), "smoke")
     upsert_rows(path, pd.DataFrame([{"scale": "cpu", "commit": "9292077", "config_hash": "456"}]), "cpu")
     assert read_results(path)["commit"].tolist() == ["0929207", "9292077"]
+
+
+def test_dirty_means_the_code_changed_not_the_results(tmp_path, monkeypatch):
+    repo = tmp_path / "repo"
+    package = repo / "pkg"
+    package.mkdir(parents=True)
+    (package / "code.py").write_text("x = 1\n")
+    (repo / "results.csv").write_text("a\n1\n")
+    git = ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t"]
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "init"]):
+        subprocess.run(git + args, check=True)
+    monkeypatch.setattr(runner_module, "SOURCE", package)
+    (repo / "results.csv").write_text("a\n2\n")  # a run wrote its results
+    assert not runner_module.git_commit().endswith("+dirty")
+    (package / "code.py").write_text("x = 2\n")  # the code changed
+    assert runner_module.git_commit().endswith("+dirty")
