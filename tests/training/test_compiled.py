@@ -1,4 +1,5 @@
-"""`--compile`: a bounded number of graphs over EST's changing subnets, and a compiled run that
+"""`--compile`: a bounded number of graphs over EST's changing subnets, every method traced
+without graph breaks on both architectures and equal to its eager run, and a compiled run that
 is killed and resumed repeats the uninterrupted compiled run exactly."""
 
 import signal
@@ -7,9 +8,12 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from torch._dynamo.utils import counters
 
+import est_analysis.training.compiled as compiled
+from est_analysis.methods import METHODS
 from est_analysis.training import RunDir, TrainConfig, train
 from est_analysis.training.metrics import TIMING_COLUMNS
 
@@ -17,6 +21,10 @@ KILLER = Path(__file__).with_name("sigkill_after.py")
 # est-gpt2: (.5,.5,.5) then (.5,.5,1) -- the same per-block counts (2 of 4 heads, 128 of 256
 # neurons) -- then the full block; plus the full block under no_grad for validation
 GRAPH_BOUND = 3
+# per method at smoke scale, each stage visited: Original full + eval; RAPTR one path length;
+# layer-drop's per-step 1/p reaches the block as a tensor; Staged and MSG grow the model
+METHOD_GRAPH_BOUNDS = {"original": 2, "est": 3, "raptr": 2, "layer-drop": 3, "staged": 4,
+                       "msg": 12}
 
 
 def test_est_compiles_a_bounded_number_of_graphs_across_stages(tmp_path):
@@ -28,6 +36,36 @@ def test_est_compiles_a_bounded_number_of_graphs_across_stages(tmp_path):
     assert counters["stats"]["unique_graphs"] <= GRAPH_BOUND
     metrics = RunDir(tmp_path).read_metrics()
     assert metrics["stage"].nunique() == 3 and metrics["train_loss"].notna().all()
+
+
+# every method once, each architecture and precision twice (the full product costs minutes)
+CASES = [("original", "est-gpt2", "fp32"), ("layer-drop", "est-gpt2", "bf16"),
+         ("msg", "est-gpt2", "fp16"), ("est", "est-tinyllama", "bf16"),
+         ("raptr", "est-tinyllama", "fp16"), ("staged", "est-tinyllama", "fp32")]
+
+
+def test_cases_cover_every_method():
+    assert sorted(method for method, _, _ in CASES) == sorted(METHODS)
+
+
+@pytest.mark.parametrize("method, preset, precision", CASES)
+def test_every_method_compiles_whole_blocks_and_matches_eager(method, preset, precision,
+                                                             tmp_path, monkeypatch):
+    monkeypatch.setattr(compiled, "BACKEND", "aot_eager")  # dynamo's tracing, no code generation
+
+    def run(compile: bool) -> pd.DataFrame:
+        torch._dynamo.reset()
+        counters.clear()
+        config = TrainConfig(scale="smoke", steps=24, eval_every=12, method=method, preset=preset,
+                             precision=precision, compile=compile)
+        return RunDir(train(config, tmp_path / str(compile), progress=False)).read_metrics()
+
+    eager, compiled_run = run(False), run(True)
+    assert not counters["graph_break"], dict(counters["graph_break"])
+    assert 1 <= counters["stats"]["unique_graphs"] <= METHOD_GRAPH_BOUNDS[method]
+    assert eager["stage"].nunique() > 1 or method in ("original", "layer-drop")
+    numbers = list(set(eager.columns) - set(TIMING_COLUMNS))
+    pd.testing.assert_frame_equal(compiled_run[numbers], eager[numbers], atol=2e-3, rtol=0)
 
 
 def test_compiled_run_resumes_exactly(tmp_path):
