@@ -7,12 +7,12 @@ import argparse
 import sys
 import warnings
 
-from est_analysis.cli import (compare, cost, diagnose, hessian, landscape, listing, plot, repro,
-                              train)
+from est_analysis.cli import (compare, cost, data, diagnose, hessian, landscape, listing, plot,
+                              repro, train)
 from est_analysis.training import CheckpointError, RunDirError, TrainingError
 
 # name -> the module that adds its parser (its `add_parser`) and runs it
-COMMANDS = {"train": train, "compare": compare, "cost": cost, "hessian": hessian,
+COMMANDS = {"train": train, "data": data, "compare": compare, "cost": cost, "hessian": hessian,
             "diagnose": diagnose, "landscape": landscape, "plot": plot, "repro": repro, "list": listing}
 
 EXAMPLES = """examples:
@@ -20,6 +20,7 @@ EXAMPLES = """examples:
   est train --preset est-gpt2 --scale smoke --out runs/smoke
   est train --preset est-tinyllama --scale cpu --method est --out runs/llama --seed 1
   est train --out runs/smoke --resume           # continue an interrupted run exactly
+  est data prepare CORPUS --tokenizer gpt2.tiktoken --out data/c && est train --data data/c
   est cost --preset est-gpt2 --model gpt2-124m  # FLOPs saving of a schedule (26.7 %)
   est hessian trace runs/smoke --json           # Tr(H) with a 95 % CI
   est list                                      # presets, models and scales

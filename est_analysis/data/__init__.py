@@ -1,10 +1,17 @@
-"""Data: corpora read as documents (`corpus`), tokenized and cached (`tokens`), and cut into
-training and evaluation batches (`batches`). Nothing is downloaded at run time."""
+"""Data: corpora read as documents (`corpus`), tokenized with a trained BPE and cached
+(`tokens`) or with a pretrained tokenizer file (`tokenizer_files`) into prepared memmaps
+(`prepared`), chosen per run (`source`), and cut into training and evaluation batches
+(`batches`). Nothing is downloaded at run time."""
 
 from est_analysis.data.batches import check_fits, fixed_batches, random_batch, step_batch
 from est_analysis.data.corpus import BUILTIN_CORPORA, CorpusWarning, corpus_files, read_documents
+from est_analysis.data.prepared import PreparedDataError, describe, load_prepared, prepare
+from est_analysis.data.source import load_data
+from est_analysis.data.tokenizer_files import TokenizerFileError, load_tokenizer, separator_id
 from est_analysis.data.tokens import EOT, VAL_FRACTION, TokenData, cache_dir, load_corpus
 
-__all__ = ["BUILTIN_CORPORA", "CorpusWarning", "EOT", "TokenData", "VAL_FRACTION", "cache_dir",
-           "check_fits", "corpus_files", "fixed_batches", "load_corpus", "random_batch",
-           "read_documents", "step_batch"]
+__all__ = ["BUILTIN_CORPORA", "CorpusWarning", "EOT", "PreparedDataError", "TokenData",
+           "TokenizerFileError", "VAL_FRACTION", "cache_dir", "check_fits", "corpus_files",
+           "describe", "fixed_batches", "load_corpus", "load_data", "load_prepared",
+           "load_tokenizer", "prepare", "random_batch", "read_documents", "separator_id",
+           "step_batch"]

@@ -57,9 +57,9 @@ def read_text(path: Path) -> str:
     replaced by U+FFFD, counted and reported as a `CorpusWarning`."""
     raw = path.read_bytes()
     if b"\x00" in raw:
-        hint = (" It looks like pre-tokenized token ids (nanoGPT's train.bin/val.bin); `est` reads "
-                "text only for now, and pre-tokenized input is planned (a --data directory of "
-                "token memmaps)." if path.suffix == ".bin" else "")
+        hint = (" It looks like pre-tokenized token ids (nanoGPT's train.bin/val.bin): describe "
+                "their directory with `est data describe DIR --tokenizer T` and pass it as "
+                "--data DIR." if path.suffix == ".bin" else "")
         raise ValueError(f"corpus file {path} is not text: it holds NUL bytes.{hint} Pass a text "
                          f"file ({', '.join(TEXT_SUFFIXES)}) or a directory of them as --corpus")
     text = raw.decode("utf-8", errors="replace")

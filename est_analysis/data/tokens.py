@@ -18,6 +18,7 @@ from tokenizers.pre_tokenizers import ByteLevel
 from tokenizers.trainers import BpeTrainer
 
 from est_analysis.data.corpus import corpus_files, fingerprint, read_documents
+from est_analysis.data.tokenizer_files import TextTokenizer, separator_id
 from est_analysis.io import atomic_write
 
 EOT = "<|endoftext|>"
@@ -40,10 +41,10 @@ def train_tokenizer(docs: list[str], vocab_size: int) -> Tokenizer:
     return tokenizer
 
 
-def encode(tokenizer: Tokenizer, docs: list[str]) -> np.ndarray:
-    """Token ids of the documents, each followed by `<|endoftext|>`."""
-    eot = tokenizer.token_to_id(EOT)
-    ids = [np.array(e.ids + [eot]) for e in tokenizer.encode_batch(docs)]
+def encode(tokenizer: TextTokenizer, docs: list[str]) -> np.ndarray:
+    """Token ids of the documents, each followed by the end-of-document token."""
+    eot = separator_id(tokenizer)
+    ids = [np.array(e.ids + [eot]) for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 2**16 else np.uint32
     return np.concatenate(ids).astype(dtype)
 
@@ -53,7 +54,7 @@ class TokenData:
     """Tokenized in-domain corpus: tokenizer, train and validation token ids."""
 
     corpus: str
-    tokenizer: Tokenizer
+    tokenizer: TextTokenizer
     train: np.ndarray
     val: np.ndarray
     fingerprint: str  # identifies corpus + tokenizer; stored in checkpoints

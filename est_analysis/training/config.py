@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from est_analysis.data import TokenData, load_data
 from est_analysis.methods import METHODS, SubnetPolicy, build_policy
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rates
@@ -63,6 +64,13 @@ class TrainConfig:
     model: str | None = option(None, "model config name (default: from preset and scale)")
     corpus: str = option("shakespeare", "'shakespeare', 'cpython-stdlib', or a path to a "
                          "text/jsonl file or a directory of them")
+    data: str | None = option(None, "a directory of prepared data instead of --corpus: "
+                              "train.bin, val.bin and meta.json from `est data prepare`, or "
+                              "nanoGPT's files described by `est data describe`")
+    tokenizer: str | None = option(None, "a pretrained tokenizer for --corpus (file or directory: "
+                                   "tokenizer.json, vocab.json + merges.txt, *.tiktoken, "
+                                   "SentencePiece *.model); the corpus is then prepared once "
+                                   "into the cache. Default: a BPE trained on the corpus")
     steps: int | None = option(None, "total training steps")
     seed: int = option(0, "seed of the initialisation, data order and subnets")
     batch_size: int | None = option(None, "sequences per micro-batch (global: split across "
@@ -128,8 +136,21 @@ class TrainConfig:
             raise ValueError(f"precision={self.precision!r}; choose one of {PRECISIONS}")
         if self.peak_flops is not None and not (self.peak_flops > 0 and math.isfinite(self.peak_flops)):
             raise ValueError(f"peak_flops={self.peak_flops} must be a positive number of FLOP/s")
+        if self.data is not None and (self.tokenizer is not None or self.corpus != "shakespeare"):
+            raise ValueError("--data names prepared tokens; it goes without --corpus and "
+                             "--tokenizer (prepare the corpus with `est data prepare` instead)")
         if self.inactive_params not in INACTIVE_MODES:
             raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
+
+    def load_data(self, progress: bool = False) -> TokenData:
+        """The run's tokens (`--data`, `--corpus` with `--tokenizer`, or `--corpus` alone)."""
+        if self.scale == "paper" and self.data is None and self.tokenizer is None:
+            raise ValueError("--scale paper trains GPT-2 124M / TinyLlama 1.1B and needs your "
+                             "corpus and a pretrained tokenizer: pass --data DIR (made by `est "
+                             "data prepare CORPUS --tokenizer FILE --out DIR`) or --corpus PATH "
+                             "--tokenizer FILE. The built-in corpora are too small for it")
+        return load_data(self.corpus, recipe_for(self.scale, self.preset).vocab_size, self.data,
+                         self.tokenizer, progress)
 
     def tokens_per_step(self) -> int:
         """Training tokens per optimizer step (all micro-batches)."""

@@ -23,7 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from est_analysis.cost.flops import step_flops
-from est_analysis.data import TokenData, check_fits, fixed_batches, load_corpus, step_batch
+from est_analysis.data import TokenData, check_fits, fixed_batches, step_batch
 from est_analysis.io import atomic_write_text, check_writable_dir
 from est_analysis.loss import Batch, batch_loss, evaluate, token_loss
 from est_analysis.methods import SubnetPolicy
@@ -39,7 +39,6 @@ from est_analysis.training.lr import lr_at
 from est_analysis.training.metrics import MetricsLog
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 from est_analysis.training.precision import autocast, grad_scaler, resolved_precision
-from est_analysis.training.recipes import recipe_for
 from est_analysis.training.run_dir import RunDir
 from est_analysis.training.throughput import device_peak_flops, mfu, tokens_per_s
 
@@ -105,7 +104,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
         torch.set_num_threads(cfg.threads)
     context = init_from_env(resolve_device(cfg.device))
     try:
-        run = _start(cfg, out, resume, context)
+        run = _start(cfg, out, resume, context, progress)
         _loop(run, context, progress and context.is_main)
         if context.is_main:
             _write_summary(run, context)
@@ -115,9 +114,10 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     return out.path
 
 
-def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext) -> Run:
+def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
+           progress: bool) -> Run:
     """The run's data, policy, model and optimizer, restored from the checkpoint on resume."""
-    data = load_corpus(cfg.corpus, recipe_for(cfg.scale, cfg.preset).vocab_size)
+    data = cfg.load_data(progress=progress and context.is_main)
     model_config = get_config(cfg.model).with_vocab(data.vocab_size)
     if cfg.seq_len > model_config.block_size:
         raise ValueError(f"seq_len={cfg.seq_len} exceeds the context of {model_config.name} "

@@ -9,12 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from est_analysis.data import TokenData, fixed_batches, load_corpus
+from est_analysis.data import TokenData, fixed_batches
 from est_analysis.loss import Batch
 from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.training.checkpoint import CheckpointError, load_checkpoint
 from est_analysis.training.config import TrainConfig
-from est_analysis.training.recipes import recipe_for
 from est_analysis.training.run_dir import checkpoint_file
 
 
@@ -43,10 +42,10 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
     checkpoint = checkpoint_file(path)
     state = load_checkpoint(checkpoint)
     config = TrainConfig(**state["config"])
-    data = load_corpus(config.corpus, recipe_for(config.scale, config.preset).vocab_size)
+    data = config.load_data()
     if state.get("data_fingerprint") != data.fingerprint:
         raise CheckpointError(f"{checkpoint} was trained on a different corpus or tokenizer than "
-                              f"{config.corpus!r} gives now (fingerprint {state.get('data_fingerprint')} "
+                              f"{config.data or config.corpus!r} gives now (fingerprint {state.get('data_fingerprint')} "
                               f"vs {data.fingerprint})")
     final_config = get_config(config.model).with_vocab(data.vocab_size)
     # the model after the checkpoint's last step (Staged Training's is half-width before growth)

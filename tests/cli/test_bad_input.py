@@ -95,7 +95,19 @@ BAD_INPUTS = [
      r"corpus file .*noise\.txt is not text: it holds NUL bytes"),
     ("pre-tokenized .bin file as corpus", lambda t: [*TRAIN, "--corpus", _corpus_file(
         t, "train.bin", bytes(range(256)) * 100), "--out", str(t / "out")],
-     r"train\.bin is not text.*pre-tokenized input is planned"),
+     r"train\.bin is not text.*est data describe DIR --tokenizer T.* --data DIR"),
+    ("--scale paper on a built-in corpus", lambda t: [*TRAIN[:1], "--scale", "paper", "--out", str(t / "out")],
+     "--scale paper .* needs your corpus and a pretrained tokenizer: pass --data DIR"),
+    ("--data directory without meta.json", lambda t: [*TRAIN, "--data", str(t), "--out", str(t / "out")],
+     "has no meta.json. Prepare a corpus with `est data prepare"),
+    ("--data with --corpus", lambda t: [*TRAIN, "--data", str(t), "--corpus", "cpython-stdlib",
+                                        "--out", str(t / "out")],
+     "--data names prepared tokens; it goes without --corpus"),
+    ("missing tokenizer file", lambda t: [*TRAIN, "--tokenizer", str(t / "gpt2.tiktoken"), "--out", str(t / "out")],
+     "tokenizer .*gpt2.tiktoken' does not exist; pass a local file"),
+    ("est data prepare: tokenizer of unknown format", lambda t: [
+        "data", "prepare", "shakespeare", "--tokenizer", _corpus_file(t, "tok.txt", b"a\n"), "--out", str(t / "out")],
+     r"tokenizer .*tok\.txt is not a known format"),
     ("corpus file in another encoding", lambda t: [*TRAIN, "--corpus", _corpus_file(
         t, "latin.txt", "Fa\u00e7ade d\u00e9j\u00e0 vu. ".encode("latin-1") * 500), "--out", str(t / "out")],
      r"latin\.txt is not UTF-8 text: \d+ of its \d+ characters are undecodable"),

@@ -1,0 +1,300 @@
+"""Prepared data: a corpus tokenized once into nanoGPT's layout, `train.bin` and `val.bin`
+(flat uint16 token ids, uint32 when the vocabulary needs it), plus `meta.json` naming the
+dtype, vocabulary, tokenizer file (copied beside them) and a fingerprint.
+
+`prepare` streams: the corpus is read in blocks of at most `BLOCK_CHARS` characters cut at line
+breaks, encoded `BATCH_CHARS` at a time (the tokenizer's own threads use every core) and
+appended to the output, so memory does not depend on the corpus size. It is atomic (the files
+get their names only when complete, `meta.json` last) and resumable (a state file records how
+many blocks are written; a rerun truncates to it and goes on).
+
+The validation split holds out whole documents (a JSONL record, or a text file) at random: a
+hash of (`SPLIT_SEED`, document index) below `VAL_FRACTION`. A corpus of one text file holds
+out blocks instead. Loading memmaps the files and reads only `meta.json`: no corpus hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tokenizers import Tokenizer
+from tqdm import tqdm
+
+from est_analysis.data.corpus import corpus_files
+from est_analysis.data.tokenizer_files import (TextTokenizer, load_tokenizer, separator_id,
+                                               tokenizer_digest, tokenizer_files)
+from est_analysis.data.tokens import SPLIT_SEED, VAL_FRACTION, TokenData
+from est_analysis.io import atomic_write_text
+
+FORMAT = "est-prepared-1"
+BLOCK_CHARS = 1 << 18  # a block of text: at most 256 Ki characters, cut at a line break
+BATCH_CHARS = 1 << 22  # encoded together: 4 Mi characters, 16 blocks for the threads to share
+SAMPLE_BYTES = 1 << 16  # a file's fingerprint reads its first and last 64 KiB, not all of it
+META, STATE = "meta.json", ".prepare-state.json"
+
+
+class PreparedDataError(ValueError):
+    """A --data directory that is not prepared data, or prepared from something else."""
+
+
+@dataclass
+class Block:
+    text: str
+    doc: int  # index of the document it belongs to (the split's unit)
+    last: bool  # the document's last block: an end-of-document token follows it
+
+
+def source_digest(files: list[Path]) -> str:
+    """Names, sizes, modification times and the first and last `SAMPLE_BYTES` of each file."""
+    digest = hashlib.sha256()
+    for path in files:
+        stat = path.stat()
+        digest.update(f"{path.name}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        with path.open("rb") as f:
+            digest.update(f.read(SAMPLE_BYTES))
+            if stat.st_size > 2 * SAMPLE_BYTES:
+                f.seek(-SAMPLE_BYTES, os.SEEK_END)
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def held_out(doc: int) -> bool:
+    """Whether document `doc` belongs to the validation split (seeded hash, `VAL_FRACTION`)."""
+    h = hashlib.blake2b(f"{SPLIT_SEED}:{doc}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") < VAL_FRACTION * 2**64
+
+
+def blocks(files: list[Path]) -> Iterator[Block]:
+    """The corpus as blocks of text, in order, each tagged with its document."""
+    single_text_file = len(files) == 1 and files[0].suffix != ".jsonl"
+    doc = 0
+    for path in files:
+        with path.open(encoding="utf-8", errors="replace") as f:  # universal newlines
+            if path.suffix == ".jsonl":
+                for n, line in enumerate(f, 1):
+                    if line.strip():
+                        yield Block(_record_text(path, n, line), doc, True)
+                        doc += 1
+                continue
+            pending, had_text = "", False
+            while chunk := f.read(BLOCK_CHARS):
+                if "\x00" in chunk:
+                    raise ValueError(f"corpus file {path} is not text: it holds NUL bytes; pass "
+                                     "text, or describe token files with `est data describe`")
+                text = pending + chunk
+                cut = text.rfind("\n", 0, BLOCK_CHARS) + 1 or min(len(text), BLOCK_CHARS)
+                pending = text[cut:]
+                if text[:cut].strip():
+                    yield Block(text[:cut], doc, False)
+                    had_text, doc = True, doc + single_text_file
+            if pending.strip():
+                yield Block(pending, doc, False)
+                had_text, doc = True, doc + single_text_file
+            if had_text and not single_text_file:
+                yield Block("", doc, True)
+                doc += 1
+
+
+def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool = True) -> Path:
+    """Tokenize `corpus` (built-in name, text/JSONL file or directory) with the tokenizer file
+    `tokenizer` into `out`; a no-op when `out` already holds exactly this preparation."""
+    files, out = corpus_files(corpus), Path(out).expanduser()
+    tok = load_tokenizer(tokenizer)  # a bad tokenizer fails before anything is written
+    settings = _settings(files, tokenizer)
+    fingerprint = _digest(settings)
+    if (out / META).exists():
+        found = _read_meta(out).get("fingerprint")
+        if found == fingerprint:
+            return out
+        raise PreparedDataError(f"{out} already holds prepared data of another corpus or "
+                                f"tokenizer (fingerprint {found}, this one {fingerprint}); "
+                                "choose a new --out")
+    out.mkdir(parents=True, exist_ok=True)
+    dtype = np.dtype(np.uint16 if tok.get_vocab_size() <= 2**16 else np.uint32)
+    state = _resume_state(out, fingerprint, dtype.itemsize)
+    parts = {name: (out / f"{name}.bin.partial").open("ab") for name in ("train", "val")}
+    for name, f in parts.items():
+        f.truncate(state[f"{name}_tokens"] * dtype.itemsize)
+    total_bytes = sum(p.stat().st_size for p in files)
+    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress)
+    try:
+        batch: list[Block] = []
+        for n, block in enumerate(blocks(files), 1):
+            bar.update(len(block.text.encode()))
+            if n <= state["blocks"]:
+                continue
+            batch.append(block)
+            if sum(len(b.text) for b in batch) >= BATCH_CHARS:
+                _write_batch(batch, tok, dtype, parts, state)
+                state["blocks"] = n
+                _save_state(out, state, parts)
+                batch = []
+        _write_batch(batch, tok, dtype, parts, state)
+        state["blocks"] += len(batch)
+    finally:
+        bar.close()
+        for f in parts.values():
+            f.close()
+    if state["val_tokens"] == 0 or state["train_tokens"] == 0:
+        raise PreparedDataError(f"corpus {corpus!r} is too small to split: {state['train_tokens']} "
+                                f"training and {state['val_tokens']} validation tokens (documents "
+                                f"are held out with probability {VAL_FRACTION}); use more documents")
+    for name in ("train", "val"):
+        os.replace(out / f"{name}.bin.partial", out / f"{name}.bin")
+    meta = {"format": FORMAT, "dtype": dtype.name, "vocab_size": tok.get_vocab_size(),
+            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, tokenizer, out),
+            "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
+            "documents": state["documents"], "val_documents": state["val_documents"],
+            "corpus": str(corpus), "files": len(files), "bytes": total_bytes,
+            **settings, "fingerprint": fingerprint}
+    atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
+    (out / STATE).unlink(missing_ok=True)
+    return out
+
+
+def preparation_fingerprint(corpus: str, tokenizer: str | Path) -> str:
+    """The fingerprint `prepare(corpus, tokenizer, ...)` gives its output, without preparing."""
+    return _digest(_settings(corpus_files(corpus), tokenizer))
+
+
+def load_prepared(path: str | Path) -> TokenData:
+    """The prepared data in directory `path` as memmaps, with its tokenizer."""
+    path = Path(path).expanduser()
+    meta = _read_meta(path)
+    dtype = np.dtype(meta["dtype"])
+    arrays = {}
+    for name in ("train", "val"):
+        file = path / f"{name}.bin"
+        if not file.exists():
+            raise PreparedDataError(f"{file} is missing; --data needs train.bin and val.bin")
+        if file.stat().st_size % dtype.itemsize:
+            raise PreparedDataError(f"{file} is {file.stat().st_size} bytes, not a whole number "
+                                    f"of {dtype.name} tokens; is meta.json's dtype right?")
+        arrays[name] = np.memmap(file, dtype=dtype, mode="r")
+    tokenizer = load_tokenizer(path / meta["tokenizer"])
+    if tokenizer.get_vocab_size() > meta["vocab_size"]:
+        raise PreparedDataError(f"{path}: tokenizer {meta['tokenizer']} has "
+                                f"{tokenizer.get_vocab_size()} tokens, meta.json says "
+                                f"{meta['vocab_size']}")
+    head = arrays["train"][:1 << 20]
+    if len(head) and int(head.max()) >= meta["vocab_size"]:
+        raise PreparedDataError(f"{path}/train.bin holds token id {int(head.max())}, outside "
+                                f"the vocabulary of {meta['vocab_size']} in meta.json")
+    return TokenData(str(path), tokenizer, arrays["train"], arrays["val"], meta["fingerprint"])
+
+
+def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> Path:
+    """Write `meta.json` for train.bin/val.bin made elsewhere (e.g. by nanoGPT's prepare.py)."""
+    path = Path(path).expanduser()
+    bins = [path / "train.bin", path / "val.bin"]
+    missing = [str(b) for b in bins if not b.exists()]
+    if missing:
+        raise PreparedDataError(f"{', '.join(missing)} not found; a --data directory holds "
+                                "train.bin and val.bin")
+    if dtype not in ("uint16", "uint32"):
+        raise PreparedDataError(f"dtype {dtype!r}: choose uint16 or uint32")
+    tok = load_tokenizer(tokenizer)
+    settings = {"source_digest": source_digest(bins), "tokenizer_digest": tokenizer_digest(tokenizer)}
+    itemsize = np.dtype(dtype).itemsize
+    meta = {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
+            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, tokenizer, path),
+            "train_tokens": bins[0].stat().st_size // itemsize,
+            "val_tokens": bins[1].stat().st_size // itemsize, **settings,
+            "fingerprint": _digest(settings)}
+    return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")
+
+
+def _keep_tokenizer(tok: TextTokenizer, source: str | Path, out: Path) -> str:
+    """Copy the tokenizer's files into `out`, plus a `tokenizer.json` where the tokenizer is a
+    `tokenizers` one (loads in a blink, where converting tiktoken ranks takes a second, and is
+    what HF fast tokenizers read); the name of the file to load it from."""
+    for file in tokenizer_files(source):
+        if file.resolve() != (out / file.name).resolve():
+            shutil.copyfile(file, out / file.name)
+    if isinstance(tok, Tokenizer):
+        atomic_write_text(out / "tokenizer.json", tok.to_str())
+        return "tokenizer.json"
+    return tokenizer_files(source)[0].name
+
+
+def _settings(files: list[Path], tokenizer: str | Path) -> dict:
+    return {"source_digest": source_digest(files), "tokenizer_digest": tokenizer_digest(tokenizer),
+            "val_fraction": VAL_FRACTION, "split_seed": SPLIT_SEED, "block_chars": BLOCK_CHARS}
+
+
+def _digest(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _record_text(path: Path, n: int, line: str) -> str:
+    try:
+        return json.loads(line)["text"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise ValueError(f"{path}:{n}: expected a JSON object with a 'text' field ({err})") from None
+
+
+def _write_batch(batch: list[Block], tok: TextTokenizer, dtype: np.dtype,
+                 parts: dict, state: dict) -> None:
+    """Encode the blocks together and append each to its split, separators after documents."""
+    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # fast: no character offsets
+    encoded = encode([b.text for b in batch], add_special_tokens=False) if batch else []
+    separator = separator_id(tok)
+    for block, encoding in zip(batch, encoded):
+        name = "val" if held_out(block.doc) else "train"
+        ids = encoding.ids + [separator] if block.last else encoding.ids
+        parts[name].write(np.asarray(ids, dtype=dtype).tobytes())
+        state[f"{name}_tokens"] += len(ids)
+        if block.doc == state["documents"]:  # the first block of a new document
+            state["documents"] += 1
+            state["val_documents"] += name == "val"
+
+
+def _resume_state(out: Path, fingerprint: str, itemsize: int) -> dict:
+    """The state of an interrupted preparation of the same data, if its files are intact;
+    otherwise a fresh start."""
+    state_file = out / STATE
+    if state_file.exists():
+        state = json.loads(state_file.read_text())
+        partial = [out / f"{name}.bin.partial" for name in ("train", "val")]
+        if state.get("fingerprint") == fingerprint and all(
+                p.exists() and p.stat().st_size >= state[f"{name}_tokens"] * itemsize
+                for p, name in zip(partial, ("train", "val"))):
+            return state
+    for name in ("train", "val"):
+        (out / f"{name}.bin.partial").unlink(missing_ok=True)
+    return {"fingerprint": fingerprint, "blocks": 0, "train_tokens": 0, "val_tokens": 0,
+            "documents": 0, "val_documents": 0}
+
+
+def _save_state(out: Path, state: dict, parts: dict) -> None:
+    for f in parts.values():
+        f.flush()
+        os.fsync(f.fileno())
+    atomic_write_text(out / STATE, json.dumps(state))
+
+
+def _read_meta(path: Path) -> dict:
+    if not path.is_dir():
+        raise PreparedDataError(f"--data {str(path)!r} is not a directory of prepared data")
+    file = path / META
+    if not file.exists():
+        raise PreparedDataError(
+            f"{path} has no {META}. Prepare a corpus with `est data prepare CORPUS --tokenizer T "
+            f"--out {path}`, or describe existing nanoGPT train.bin/val.bin with `est data "
+            f"describe {path} --tokenizer T [--dtype uint16]`")
+    try:
+        meta = json.loads(file.read_text())
+    except ValueError as err:
+        raise PreparedDataError(f"{file} is not valid JSON: {err}") from None
+    missing = {"format", "dtype", "vocab_size", "tokenizer", "fingerprint"} - set(meta)
+    if missing or meta["format"] != FORMAT or meta["dtype"] not in ("uint16", "uint32"):
+        raise PreparedDataError(f"{file} is not {FORMAT} metadata (missing {sorted(missing)} or "
+                                f"dtype {meta.get('dtype')!r}); rewrite it with `est data describe`")
+    return meta
