@@ -25,7 +25,7 @@ LAYERS = [
     {"training"},
     {"hessian", "landscape"},
     {"diagnostics", "plotting"},
-    {"compare", "repro"},
+    {"compare", "repro", "export", "harness"},
     {"cli"},
 ]
 LAYER_OF = {unit: level for level, units in enumerate(LAYERS) for unit in units}

@@ -7,13 +7,14 @@ import argparse
 import sys
 import warnings
 
-from est_analysis.cli import (compare, cost, data, diagnose, hessian, landscape, listing, plot,
-                              repro, train)
+from est_analysis.cli import (compare, cost, data, diagnose, downstream, export, hessian,
+                              landscape, listing, plot, repro, train)
 from est_analysis.training import CheckpointError, RunDirError, TrainingError
 
 # name -> the module that adds its parser (its `add_parser`) and runs it
 COMMANDS = {"train": train, "data": data, "compare": compare, "cost": cost, "hessian": hessian,
-            "diagnose": diagnose, "landscape": landscape, "plot": plot, "repro": repro, "list": listing}
+            "diagnose": diagnose, "export": export, "eval": downstream, "landscape": landscape, "plot": plot,
+            "repro": repro, "list": listing}
 
 EXAMPLES = """examples:
   est compare                                   # Original vs EST at cpu scale, a few minutes
@@ -25,7 +26,7 @@ EXAMPLES = """examples:
   est hessian trace runs/smoke --json           # Tr(H) with a 95 % CI
   est list                                      # presets, models and scales
 Every command that analyses a trained run takes it as a positional RUN: a run directory, its
-checkpoint.pt or one of its snapshots/step_*.pt.
+checkpoint.pt or one of its snapshots/step_*.pt, or a local HF GPT-2/Llama model directory.
 """
 
 

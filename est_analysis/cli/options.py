@@ -82,7 +82,8 @@ def train_config(args: argparse.Namespace) -> TrainConfig:
 
 
 def add_run_argument(parser: argparse.ArgumentParser, nargs: str | None = None,
-                     help: str = "run directory, its checkpoint.pt or a snapshot file") -> None:
+                     help: str = "run directory, its checkpoint.pt or a snapshot file, or a "
+                                 "local HF model directory (GPT-2 / Llama)") -> None:
     """The positional RUN argument(s) of the commands that analyse trained runs."""
     parser.add_argument("runs" if nargs else "run", nargs=nargs, type=Path,
                         metavar="RUN", help=help)

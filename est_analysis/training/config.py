@@ -25,7 +25,8 @@ from est_analysis.training.precision import PRECISIONS
 from est_analysis.training.recipes import SCALES, recipe_for
 
 # fields that may change on resume without changing the numbers
-RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flops")
+RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flops",
+                  "tensorboard")
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -101,6 +102,8 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile each transformer block (a few graphs per "
                            "stage, est_analysis.training.compiled); use the same setting for "
                            "every method you compare")
+    tensorboard: bool = option(False, "also write metrics.csv's columns as TensorBoard scalars "
+                               "to RUN/tensorboard (view: tensorboard --logdir RUN)")
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
     threads: int | None = option(None, "torch CPU threads")
     peak_flops: float | None = option(None, "the device's peak FLOP/s at this precision, for the "

@@ -246,7 +246,8 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
         {**dataclasses.asdict(run.cfg), "model_config": run.policy.config.to_dict(),
          "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
          "world_size": context.world_size}, sort_keys=False))
-    log = MetricsLog(run.out.metrics, keep_steps_before=run.step)
+    log = MetricsLog(run.out.metrics, keep_steps_before=run.step,
+                     tensorboard_dir=run.out.path / "tensorboard" if run.cfg.tensorboard else None)
     run.val_loss = log.last_val_loss
     return log
 

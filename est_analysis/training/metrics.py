@@ -1,6 +1,6 @@
 """`metrics.csv`: one row per training step, flushed as it is written. On resume the rows of
 steps after the checkpoint are dropped (atomically) so that the file matches an
-uninterrupted run."""
+uninterrupted run. `--tensorboard` writes the same rows as TensorBoard scalars too."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import io
 from pathlib import Path
 
 from est_analysis.io import atomic_write_text
+from est_analysis.training.tensorboard import TensorBoardLog
 
 COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_flops", "lr",
            "train_loss", "val_loss", "step_s", "wall_s", "tokens_per_s", "mfu")
@@ -24,8 +25,11 @@ X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
 
 
 class MetricsLog:
-    def __init__(self, path: str | Path, keep_steps_before: int = 0) -> None:
+    def __init__(self, path: str | Path, keep_steps_before: int = 0,
+                 tensorboard_dir: str | Path | None = None) -> None:
         self.path = Path(path)
+        self._tensorboard = (TensorBoardLog(tensorboard_dir, keep_steps_before)
+                             if tensorboard_dir is not None else None)
         kept = []
         if keep_steps_before > 0 and self.path.exists():
             with self.path.open(newline="") as f:
@@ -44,6 +48,10 @@ class MetricsLog:
     def write(self, row: dict) -> None:
         self._writer.writerow(row)
         self._file.flush()
+        if self._tensorboard is not None:
+            self._tensorboard.write(row)
 
     def close(self) -> None:
         self._file.close()
+        if self._tensorboard is not None:
+            self._tensorboard.close()

@@ -12,6 +12,7 @@ import torch
 from est_analysis.data import TokenData, fixed_batches
 from est_analysis.loss import Batch
 from est_analysis.models import Decoder, build_model, get_config
+from est_analysis.models.hf import load_hf_model
 from est_analysis.training.checkpoint import CheckpointError, load_checkpoint
 from est_analysis.training.config import TrainConfig
 from est_analysis.training.run_dir import checkpoint_file
@@ -38,7 +39,10 @@ class TrainedRun:
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
-    """`path` is a run directory, its checkpoint.pt or a snapshot file."""
+    """`path` is a run directory, its checkpoint.pt or a snapshot file, or a local HF model
+    directory (GPT2LMHeadModel or LlamaForCausalLM, e.g. from `est export`)."""
+    if is_hf_dir(path):
+        return _load_hf(Path(path), device)
     checkpoint = checkpoint_file(path)
     state = load_checkpoint(checkpoint)
     config = TrainConfig(**state["config"])
@@ -55,3 +59,21 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
     except RuntimeError as err:
         raise CheckpointError(f"{checkpoint} does not match model {config.model}: {err}") from None
     return TrainedRun(model.to(device), config, data, state["step"])
+
+
+def is_hf_dir(path: str | Path) -> bool:
+    path = Path(path)
+    return (path / "config.json").is_file() and not (path / "checkpoint.pt").exists()
+
+
+def _load_hf(path: Path, device: str | torch.device) -> TrainedRun:
+    """An HF model directory as a run: its weights, and the built-in corpus tokenized with the
+    directory's own tokenizer (prepared once into the cache) for its `train`/`val` batches."""
+    model = load_hf_model(path)
+    config = TrainConfig(scale="smoke", method="original", tokenizer=str(path), batch_size=8,
+                         seq_len=min(256, model.config.block_size))
+    try:
+        data = config.load_data()
+    except (FileNotFoundError, ValueError) as err:
+        raise CheckpointError(f"{path}: its tokenizer is needed to tokenize the corpus: {err}") from None
+    return TrainedRun(model.to(device), config, data, 0)

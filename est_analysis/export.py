@@ -1,0 +1,69 @@
+"""`est export`: a trained run as a directory HF transformers loads offline
+(`AutoModelForCausalLM.from_pretrained(DIR)`, `AutoTokenizer.from_pretrained(DIR)`): the full
+model as `GPT2LMHeadModel` or `LlamaForCausalLM` in safetensors, its config, the run's tokenizer
+and `est_export.json` naming the run it came from. Written to a temporary directory and
+renamed, so DIR is complete or absent."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from est_analysis.data import separator_id
+from est_analysis.data.tokenizer_files import SentencePieceTokenizer
+from est_analysis.models.hf import hf_config_dict, to_hf_state
+from est_analysis.training import load_run
+
+
+def export_run(run: str | Path, out: str | Path) -> Path:
+    """Write the run (directory, checkpoint or snapshot) to the new directory `out`."""
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    out = Path(out).expanduser()
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} exists and is not empty; choose a new --to directory")
+    trained = load_run(run)
+    model, tokenizer = trained.model.eval(), trained.data.tokenizer
+    eos = separator_id(tokenizer)
+    config = transformers.AutoConfig.for_model(**hf_config_dict(model.config, eos, eos))
+    hf_model = transformers.AutoModelForCausalLM.from_config(config)
+    missing = hf_model.load_state_dict(to_hf_state(model), strict=False).missing_keys
+    if set(missing) - {"lm_head.weight"}:  # GPT-2's head is tied, set by tie_weights
+        raise RuntimeError(f"export left weights unset: {missing}")
+    hf_model.tie_weights()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        hf_model.save_pretrained(tmp, safe_serialization=True)
+        _save_tokenizer(tokenizer, eos, tmp, transformers)
+        (tmp / "est_export.json").write_text(json.dumps({
+            "run": str(Path(run).resolve()), "step": trained.step, "method": trained.config.method,
+            "preset": trained.config.preset, "scale": trained.config.scale,
+            "seed": trained.config.seed, "data_fingerprint": trained.data.fingerprint}, indent=2))
+        if out.exists():
+            out.rmdir()
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _save_tokenizer(tokenizer, eos: int, out: Path, transformers) -> None:
+    """A `tokenizers` tokenizer as HF's fast tokenizer; a SentencePiece model as Llama's."""
+    if isinstance(tokenizer, SentencePieceTokenizer):
+        shutil.copyfile(tokenizer.path, out / "tokenizer.model")
+        pieces = {role: tokenizer.id_to_token(i) for role, i in (
+            ("bos_token", tokenizer.processor.bos_id()), ("eos_token", eos),
+            ("unk_token", tokenizer.processor.unk_id())) if i >= 0}
+        (out / "tokenizer_config.json").write_text(json.dumps(
+            {"tokenizer_class": "LlamaTokenizer", "add_bos_token": False, **pieces}, indent=2))
+        return
+    end = tokenizer.id_to_token(eos)
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tokenizer, bos_token=end,
+                                                eos_token=end, unk_token=end)
+    fast.save_pretrained(out)

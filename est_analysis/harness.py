@@ -1,0 +1,109 @@
+"""`est eval`: downstream scores with lm-evaluation-harness on tasks from local files (its
+built-in tasks fetch their data from a hub, which cannot work offline).
+
+Two task kinds are written for the harness from plain JSONL files, in its own local-task
+format (`dataset_path: json`):
+- `last-word` (LAMBADA format, as `lambada_openai`): records {"text": ...}; the model is scored
+  on the last space-separated word given the rest (accuracy: greedy match; perplexity);
+- `choice` (multiple choice): records {"query": ..., "choices": [...], "gold": index};
+  accuracy by summed log-likelihood of each choice, and length-normalised (`acc_norm`).
+Task YAMLs of the harness's own format are used as they are (`--include DIR`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+TASK_KINDS = ("last-word", "choice")
+FIELDS = {"last-word": {"text"}, "choice": {"query", "choices", "gold"}}
+
+
+def task_config(name: str, kind: str, data_file: Path) -> dict:
+    """The harness's YAML config of a local task of `kind` over the JSONL `data_file`."""
+    common = {"task": name, "dataset_path": "json", "test_split": "test",
+              "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
+              "metadata": {"version": 1.0}}
+    if kind == "last-word":
+        return common | {"output_type": "loglikelihood",
+                         "doc_to_text": "{{text.split(' ')[:-1]|join(' ')}}",
+                         "doc_to_target": "{{' '+text.split(' ')[-1]}}",
+                         "metric_list": [{"metric": "perplexity", "aggregation": "perplexity",
+                                          "higher_is_better": False},
+                                         {"metric": "acc", "aggregation": "mean",
+                                          "higher_is_better": True}]}
+    return common | {"output_type": "multiple_choice", "doc_to_text": "{{query}}",
+                     "doc_to_choice": "{{choices}}", "doc_to_target": "{{gold}}",
+                     "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
+                                     {"metric": "acc_norm", "aggregation": "mean",
+                                      "higher_is_better": True}]}
+
+
+def parse_task(spec: str) -> tuple[str, str, Path]:
+    """`NAME=KIND:FILE` (e.g. `mylambada=last-word:lambada.jsonl`), checked against the file."""
+    try:
+        name, rest = spec.split("=", 1)
+        kind, file = rest.split(":", 1)
+    except ValueError:
+        raise ValueError(f"--task {spec!r}: expected NAME=KIND:FILE, e.g. "
+                         "lastword=last-word:lambada.jsonl or quiz=choice:quiz.jsonl") from None
+    if kind not in TASK_KINDS:
+        raise ValueError(f"--task {spec!r}: kind {kind!r} is not one of {TASK_KINDS}")
+    path = Path(file).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"--task {spec!r}: {path} does not exist")
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError as err:
+                raise ValueError(f"{path}:{n}: not JSON ({err})") from None
+            if not isinstance(record, dict) or not FIELDS[kind] <= set(record):
+                raise ValueError(f"{path}:{n}: a {kind} record needs the fields "
+                                 f"{sorted(FIELDS[kind])}")
+    return name, kind, path
+
+
+def evaluate(model_dir: str | Path, tasks: list[tuple[str, str, Path]],
+             include: str | Path | None = None, named: list[str] = (), limit: int | None = None,
+             batch_size: int = 8, device: str = "cpu") -> pd.DataFrame:
+    """Scores of the HF model directory `model_dir` on the local `tasks` and on the tasks
+    `named` from the YAMLs in `include`: one row per (task, metric)."""
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    with tempfile.TemporaryDirectory(prefix="est-eval-tasks-") as tmp:
+        for name, kind, file in tasks:
+            (Path(tmp) / f"{name}.yaml").write_text(yaml.safe_dump(task_config(name, kind, file)))
+        paths = [tmp] + ([str(include)] if include else [])
+        manager = TaskManager(include_path=paths, include_defaults=False)
+        wanted = [name for name, _, _ in tasks] + list(named)
+        unknown = [t for t in wanted if t not in manager.all_tasks]
+        if unknown:
+            raise ValueError(f"unknown task(s) {unknown}; --include {include} defines "
+                             f"{sorted(set(manager.all_tasks) - {n for n, _, _ in tasks})}")
+        with contextlib.redirect_stdout(sys.stderr):  # stdout stays clean for --json
+            results = lm_eval.simple_evaluate(
+                model="hf", model_args={"pretrained": str(model_dir), "dtype": "float32"},
+                tasks=wanted, task_manager=manager, batch_size=batch_size, device=device,
+                limit=limit, log_samples=False, bootstrap_iters=1000, random_seed=0)
+    rows = []
+    for task, metrics in results["results"].items():
+        for key, value in metrics.items():
+            metric, comma, _ = key.partition(",")
+            if not comma or metric.endswith("_stderr"):  # "alias", "name", "sample_len"
+                continue
+            stderr = metrics.get(key.replace(metric, f"{metric}_stderr", 1))
+            rows.append({"task": task, "metric": metric, "value": value,
+                         "stderr": stderr if isinstance(stderr, float) else None,
+                         "samples": results["n-samples"][task]["effective"]})
+    return pd.DataFrame(rows)

@@ -1,0 +1,66 @@
+"""Our decoders in HF transformers' layouts: the HF model built from our weights gives our
+logits (GPT-2's transposed Conv1D, Llama's GQA and RoPE), and HF's own saved directories read
+back as our decoders with identical weights."""
+
+import json
+
+import pytest
+import torch
+
+from est_analysis.models import build_model, get_config
+from est_analysis.models.hf import (HFModelError, from_hf_state, hf_config_dict, load_hf_model,
+                                    to_hf_state)
+
+transformers = pytest.importorskip("transformers")
+
+
+def _perturbed(name: str) -> torch.nn.Module:
+    """A model whose norms and biases are not at their initial 1/0 (so a swapped or
+    untransposed weight cannot hide)."""
+    torch.manual_seed(0)
+    model = build_model(name)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def _hf_model(model) -> torch.nn.Module:
+    config = transformers.AutoConfig.for_model(**hf_config_dict(model.config, 0, 0))
+    hf = transformers.AutoModelForCausalLM.from_config(config)
+    hf.load_state_dict(to_hf_state(model), strict=False)
+    hf.tie_weights()
+    return hf.eval()
+
+
+@pytest.mark.parametrize("name", ["gpt2-smoke", "llama-smoke"])
+def test_hf_model_from_our_weights_gives_our_logits(name, tmp_path):
+    model = _perturbed(name)
+    assert name != "llama-smoke" or model.config.n_kv_head < model.config.n_head  # GQA
+    hf = _hf_model(model)
+    idx = torch.randint(0, model.config.vocab_size, (3, model.config.block_size))
+    with torch.no_grad():
+        ours, theirs = model(idx), hf(idx).logits
+    assert (ours - theirs).abs().max().item() < 1e-4
+    hf.save_pretrained(tmp_path, safe_serialization=True)  # HF's own files, read back
+    loaded = load_hf_model(tmp_path)
+    for key, value in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key
+    back = from_hf_state(model.config, hf.state_dict())
+    assert back.keys() == model.state_dict().keys()
+
+
+def test_unsupported_hf_directories_are_refused(tmp_path):
+    config = hf_config_dict(get_config("llama-smoke"), 0, 0)
+    for change, message in [({"model_type": "mistral"}, "model_type 'mistral' is not supported"),
+                            ({"rope_parameters": {"rope_type": "linear", "factor": 2.0}},
+                             "RoPE type 'linear' is not supported"),
+                            ({"attention_bias": True}, "attention_bias=True is not supported")]:
+        (tmp_path / "config.json").write_text(json.dumps(config | change))
+        with pytest.raises(HFModelError, match=message):
+            load_hf_model(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(HFModelError, match="holds no weights"):
+        load_hf_model(tmp_path)
+    with pytest.raises(HFModelError, match="no config.json"):
+        load_hf_model(tmp_path / "nowhere")
