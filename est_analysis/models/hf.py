@@ -51,6 +51,7 @@ NAMES = {
               ("lm_head.weight", "lm_head.weight", False)],
 }
 ARCHITECTURES = {"gpt2": "GPT2LMHeadModel", "llama": "LlamaForCausalLM"}
+BASE_PREFIX = {"gpt2": "transformer.", "llama": "model."}
 
 
 class HFModelError(ValueError):
@@ -116,7 +117,13 @@ def to_hf_state(model: Decoder) -> dict[str, torch.Tensor]:
 
 
 def from_hf_state(config: ModelConfig, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """HF weights under our names and layouts (a tied Llama head is copied from the embedding)."""
+    """HF weights under our names and layouts (a tied Llama head is copied from the embedding).
+    Files saved from the base model (`GPT2Model`, `LlamaModel`, as the original `gpt2` weights
+    are) lack the `transformer.` / `model.` prefix; it is added."""
+    prefix = BASE_PREFIX[config.arch]
+    if not any(key.startswith(prefix) for key in state):
+        state = {(key if key == "lm_head.weight" else prefix + key): value
+                 for key, value in state.items()}
     if config.arch == "llama" and "lm_head.weight" not in state:
         state = {**state, "lm_head.weight": state["model.embed_tokens.weight"]}
     ours = {name: (hf.t() if transposed else hf).contiguous()

@@ -50,6 +50,24 @@ def test_hf_model_from_our_weights_gives_our_logits(name, tmp_path):
     assert back.keys() == model.state_dict().keys()
 
 
+@pytest.mark.parametrize("name", ["gpt2-smoke", "llama-smoke"])
+def test_base_model_files_without_the_prefix_load_too(name, tmp_path):
+    """The original `gpt2` weights are saved from GPT2Model: 'h.0.ln_1.weight', no head."""
+    from safetensors.torch import save_file
+
+    model = _perturbed(name)
+    hf = _hf_model(model)
+    prefix = {"gpt2-smoke": "transformer.", "llama-smoke": "model."}[name]
+    base = {k.removeprefix(prefix): v.contiguous() for k, v in hf.state_dict().items()
+            if k.startswith(prefix)}
+    (tmp_path / "config.json").write_text(json.dumps(hf_config_dict(model.config, 0, 0)))
+    save_file(base, str(tmp_path / "model.safetensors"))
+    loaded = load_hf_model(tmp_path).state_dict()
+    for key, value in model.state_dict().items():
+        if key != "lm_head.weight" or name == "gpt2-smoke":  # Llama: no head in a base model
+            assert torch.equal(loaded[key], value), key
+
+
 def test_unsupported_hf_directories_are_refused(tmp_path):
     config = hf_config_dict(get_config("llama-smoke"), 0, 0)
     for change, message in [({"model_type": "mistral"}, "model_type 'mistral' is not supported"),
