@@ -65,6 +65,12 @@ def run_dirs(rows: pd.DataFrame, label: str) -> list[Path]:
     return [workspace.resolve(d) for d in rows.loc[rows["label"] == label, "run_dir"]]
 
 
+def missing_runs(rows: pd.DataFrame) -> list[Path]:
+    """The run directories of `rows` that are not on this machine (no metrics are read)."""
+    workspace = find_workspace()
+    return [path for path in map(workspace.resolve, rows["run_dir"]) if not RunDir(path).has_run]
+
+
 def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], list[Path]]:
     """Per label (in table order), the metrics.csv of every seed whose run directory is on this
     machine, and the run directories that are not. Run directories are not committed; a clone
@@ -131,7 +137,7 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
         except FileNotFoundError:
             tables[table] = None
     transitions, slope, slope_lr = None, None, None
-    if tables["table2"] is not None and not loss_histories(tables["table2"])[1]:
+    if tables["table2"] is not None and not missing_runs(tables["table2"]):
         transitions, _, slope, slope_lr = transitions_and_slopes(tables["table2"])  # needs the runs
     results = results_dir or find_workspace().results
     ladder, equal_loss = None, None
@@ -139,7 +145,7 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
         ladder = pd.read_csv(results / "ladder_summary.csv").query("scale == @scale")
     if tables["table5"] is not None and (results / "ladder.csv").exists():
         rows = read_results(results / "ladder.csv").query("scale == @scale")
-        if not rows.empty and not loss_histories(rows.assign(label=rows["arm"]))[1]:
+        if not rows.empty and not missing_runs(rows):
             equal_loss = equal_loss_traces(tables["table5"], rows,
                                            load_experiment("table5", scale).settings["hessian"])
     margin = load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
