@@ -1,9 +1,13 @@
-"""Atomic file writes: readers see the old file or the complete new one, never a half-written one."""
+"""Atomic file writes (readers see the old file or the complete new one, never a half-written
+one) and file locks between processes."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, Callable
 
@@ -53,3 +57,17 @@ def check_writable_dir(path: str | Path) -> None:
     except OSError as err:
         raise PermissionError(f"cannot write to {existing} (needed for {path}): {err.strerror}; "
                               "choose a writable --out") from None
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive OS lock on the file `path` (created if missing), released when the
+    block ends or the process dies; a second process waits for it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -31,13 +31,13 @@ from est_analysis.data.corpus import corpus_files
 from est_analysis.data.tokenizer_files import (TextTokenizer, load_tokenizer, separator_id,
                                                tokenizer_digest, tokenizer_files)
 from est_analysis.data.tokens import SPLIT_SEED, VAL_FRACTION, TokenData
-from est_analysis.io import atomic_write_text
+from est_analysis.io import atomic_write_text, file_lock
 
 FORMAT = "est-prepared-1"
 BLOCK_CHARS = 1 << 18  # a block of text: at most 256 Ki characters, cut at a line break
 BATCH_CHARS = 1 << 22  # encoded together: 4 Mi characters, 16 blocks for the threads to share
 SAMPLE_BYTES = 1 << 16  # a file's fingerprint reads its first and last 64 KiB, not all of it
-META, STATE = "meta.json", ".prepare-state.json"
+META, STATE, LOCK = "meta.json", ".prepare-state.json", ".prepare.lock"
 
 
 class PreparedDataError(ValueError):
@@ -108,6 +108,13 @@ def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool 
     files, out = corpus_files(corpus), Path(out).expanduser()
     tok = load_tokenizer(tokenizer)  # a bad tokenizer fails before anything is written
     settings = _settings(files, tokenizer)
+    out.mkdir(parents=True, exist_ok=True)
+    with file_lock(out / LOCK):  # processes preparing the same directory (DDP ranks) take turns
+        return _prepare(corpus, files, tok, tokenizer, settings, out, progress)
+
+
+def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str | Path,
+             settings: dict, out: Path, progress: bool) -> Path:
     fingerprint = _digest(settings)
     if (out / META).exists():
         found = _read_meta(out).get("fingerprint")
@@ -116,7 +123,6 @@ def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool 
         raise PreparedDataError(f"{out} already holds prepared data of another corpus or "
                                 f"tokenizer (fingerprint {found}, this one {fingerprint}); "
                                 "choose a new --out")
-    out.mkdir(parents=True, exist_ok=True)
     dtype = np.dtype(np.uint16 if tok.get_vocab_size() <= 2**16 else np.uint32)
     state = _resume_state(out, fingerprint, dtype.itemsize)
     parts = {name: (out / f"{name}.bin.partial").open("ab") for name in ("train", "val")}

@@ -11,13 +11,12 @@ torch), so a row always names the code that trained it, not the code that assemb
 from __future__ import annotations
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import platform
 import subprocess
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +25,7 @@ from tqdm.auto import tqdm
 
 import est_analysis
 from est_analysis.hessian import HessianOperator, hutchpp
-from est_analysis.io import atomic_write_text
+from est_analysis.io import atomic_write_text, file_lock
 from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
 from est_analysis.repro.walltime import walltime_table
@@ -79,18 +78,11 @@ def check_pinned_data(config: TrainConfig, pinned: str | None) -> None:
                          "scale from scratch and update `fingerprint` in its config")
 
 
-@contextmanager
-def run_lock(out: RunDir):
+def run_lock(out: RunDir) -> AbstractContextManager:
     """Hold `<run>.lock` (an OS file lock, released if the process dies): two `est repro`
     commands sharing a run (a table and the ladder) train it once; the second waits, then
     reuses it."""
-    out.path.parent.mkdir(parents=True, exist_ok=True)
-    with open(out.path.with_name(out.path.name + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return file_lock(out.path.with_name(out.path.name + ".lock"))
 
 
 def ensure_trained(spec: RunSpec, out: RunDir, progress: bool, pinned: str | None = None) -> dict:

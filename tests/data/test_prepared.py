@@ -151,3 +151,25 @@ def test_a_corpus_with_a_pretrained_tokenizer_is_prepared_once_into_the_cache(co
     direct = load_prepared(prepare(str(corpus), tokenizer_path, tmp_path / "p", progress=False))
     assert first.fingerprint == second.fingerprint == direct.fingerprint
     assert np.array_equal(first.train, direct.train) and first.vocab_size == 600
+
+
+def _prepare_in_a_process(corpus: str, tokenizer: str, out: str) -> None:
+    prepare(corpus, tokenizer, out, progress=False)
+
+
+def test_processes_preparing_one_directory_take_turns(corpus, tokenizer_path, tmp_path):
+    """As DDP ranks given --tokenizer do: the second waits for the first, then reuses it."""
+    import multiprocessing
+
+    alone = prepare(str(corpus), tokenizer_path, tmp_path / "alone", progress=False)
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_prepare_in_a_process,
+                               args=(str(corpus), str(tokenizer_path), str(tmp_path / "shared")))
+               for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+        assert worker.exitcode == 0
+    for name in ("train.bin", "val.bin", "meta.json"):
+        assert (tmp_path / "shared" / name).read_bytes() == (alone / name).read_bytes()
