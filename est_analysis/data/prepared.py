@@ -154,9 +154,7 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
                                 f"are held out with probability {VAL_FRACTION}); use more documents")
     for name in ("train", "val"):
         os.replace(out / f"{name}.bin.partial", out / f"{name}.bin")
-    meta = {"format": FORMAT, "dtype": dtype.name, "vocab_size": tok.get_vocab_size(),
-            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, tokenizer, out),
-            "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
+    meta = {**_tokenizer_meta(tok, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
             "documents": state["documents"], "val_documents": state["val_documents"],
             "corpus": str(corpus), "files": len(files), "bytes": total_bytes,
             **settings, "fingerprint": fingerprint}
@@ -209,12 +207,16 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> 
     tok = load_tokenizer(tokenizer)
     settings = {"source_digest": source_digest(bins), "tokenizer_digest": tokenizer_digest(tokenizer)}
     itemsize = np.dtype(dtype).itemsize
-    meta = {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
-            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, tokenizer, path),
-            "train_tokens": bins[0].stat().st_size // itemsize,
+    meta = {**_tokenizer_meta(tok, tokenizer, path, dtype), "train_tokens": bins[0].stat().st_size // itemsize,
             "val_tokens": bins[1].stat().st_size // itemsize, **settings,
             "fingerprint": _digest(settings)}
     return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")
+
+
+def _tokenizer_meta(tok: TextTokenizer, source: str | Path, out: Path, dtype: str) -> dict:
+    """The part of `meta.json` that names the format and the tokenizer (kept in `out`)."""
+    return {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
+            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, source, out)}
 
 
 def _keep_tokenizer(tok: TextTokenizer, source: str | Path, out: Path) -> str:
