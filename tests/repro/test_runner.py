@@ -20,8 +20,9 @@ def test_configs_give_three_seeds_to_the_original_vs_est_rows_at_cpu_scale():
     table2 = load_experiment("table2", "cpu")
     seeds = pd.DataFrame([{"label": r.label, "seed": r.config.seed} for r in table2.runs])
     assert seeds.groupby("label")["seed"].count().to_dict() == {
-        "EST": 3, "MSG": 1, "Original": 3, "RAPTR (extra row)": 1, "Staged Training": 1}
-    assert len(load_experiment("table2", "cpu", seeds=5).runs) == 13
+        "EST": 3, "Layer-drop (extra row)": 1, "MSG": 1, "Original": 3, "RAPTR (extra row)": 1,
+        "Staged Training": 1}
+    assert len(load_experiment("table2", "cpu", seeds=5).runs) == 14
     keys = {r.key for r in table2.runs}
     # Table 3's and Table 5's Original and EST are Table 2's runs
     for table in ("table3", "table5"):
@@ -47,7 +48,8 @@ def test_repro_all_at_smoke_scale_then_a_rerun_trains_nothing(smoke_repro, monke
     tables = json.loads(capsys.readouterr().out)
     assert set(tables) == {"table2", "table3", "table4", "table5", "inactive", "walltime"}
     table2 = read_results(results / "table2.csv")
-    assert list(table2["label"]) == ["Original", "Staged Training", "MSG", "EST", "RAPTR (extra row)"]
+    assert list(table2["label"]) == ["Original", "Staged Training", "MSG", "EST", "RAPTR (extra row)",
+                                    "Layer-drop (extra row)"]
     for column in ("commit", "config_hash", "seed", "train_wall_s", "machine", "device", "torch",
                    "ood_loss", "next_token_acc", "last_word_acc"):
         assert table2[column].notna().all(), column
