@@ -1,12 +1,25 @@
 #!/usr/bin/env bash
 # Regenerate every committed reproduction artifact at one scale (default cpu):
-# paper_repro/results/*.csv, the executed notebooks, figures/*, and the claims table.
+# paper_repro/results/*.csv, the executed notebooks, figures/*, the claims table and the
+# README's generated tables.
 #   paper_repro/regenerate.sh cpu        # about 3-4 hours on 2 CPU cores; resumable
+#   paper_repro/regenerate.sh regime     # about 16 hours on 2 CPU cores (two jobs); resumable
+# The notebooks in notebooks/ are executed in place at cpu scale, other scales into
+# notebooks/<scale>/; ladder.ipynb (the ladder runs at regime only) in place at regime.
 set -euo pipefail
 SCALE=${1:-cpu}
 cd "$(dirname "$0")/.."
 est repro all --scale "$SCALE"
+if [ "$SCALE" = regime ]; then est repro ladder --scale regime; fi
+OUT=notebooks
+if [ "$SCALE" != cpu ]; then OUT="notebooks/$SCALE"; mkdir -p "$OUT"; fi
 for notebook in notebooks/*.ipynb; do
-  papermill --cwd notebooks "$notebook" "$notebook" -p scale "$SCALE"
+  target="$OUT/$(basename "$notebook")"
+  if [ "$(basename "$notebook")" = ladder.ipynb ]; then
+    [ "$SCALE" = regime ] || continue
+    target="$notebook"
+  fi
+  papermill --cwd notebooks "$notebook" "$target" -p scale "$SCALE"
 done
 est repro claims --scale "$SCALE" --markdown > "paper_repro/results/claims_$SCALE.md"
+python scripts/update_readme.py

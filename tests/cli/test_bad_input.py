@@ -2,7 +2,7 @@
 bad value and the fix, never a traceback, and leaves no output directory behind (cases that
 resume an existing run leave it as it was). Run as a script to print the table for the README:
 
-    python tests/test_bad_input.py
+    python tests/cli/test_bad_input.py
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import pytest
 
 from est_analysis.cli.main import main
 
+README = Path(__file__).resolve().parents[2] / "README.md"
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 RATES = ".5,.5,1/1,1,1"
 
@@ -160,12 +161,18 @@ def run_case(build, tmp: Path) -> tuple[int, str]:
     return code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
 
 
+def readme_row(what: str, line: str, tmp: Path) -> str:
+    return f"| {what} | `{line.replace(str(tmp), '$TMP').replace('|', '/')}` |"
+
+
 @pytest.mark.parametrize("what, build, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input(tmp_path, what, build, message):
     code, line = run_case(build, tmp_path)
     assert code == 2, line
     assert "error:" in line and "Traceback" not in line
     assert re.search(message, line), line
+    assert readme_row(what, line, tmp_path) in README.read_text(), (
+        "the README's bad-input table is out of date: `python tests/cli/test_bad_input.py` prints it")
     if what != "NaN/inf training loss":  # a diverged run keeps the metrics of its good steps
         assert not (tmp_path / "out").exists()
 
@@ -175,4 +182,4 @@ if __name__ == "__main__":
     for what, build, _ in BAD_INPUTS:
         with tempfile.TemporaryDirectory() as tmp:
             _, line = run_case(build, Path(tmp))
-        print(f"| {what} | `{line.replace(tmp, '$TMP').replace('|', '/')}` |")
+        print(readme_row(what, line, Path(tmp)))

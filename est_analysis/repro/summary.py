@@ -1,0 +1,134 @@
+"""The README's measured tables, written from the results CSVs alone (`est repro summary`), so
+that no figure in the README is typed by hand. Per table: how far its runs trained (tokens,
+tokens per parameter, passes over the training split) and where they ran, then per label the
+final validation loss over seeds, its difference from the first row's (Original) with Welch's
+95 % interval, and the FLOPs saving. Then the ladder's rungs (`ladder_summary.csv`)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from est_analysis.repro.runner import read_results
+from est_analysis.repro.workspace import find_workspace
+from est_analysis.stats import welch
+
+TITLES = {"table2": "Table 2, GPT-2", "table3": "Table 3, sampling schedulers (GPT-2)",
+          "table4": "Table 4, Llama", "inactive": "Parameters outside the subnet (GPT-2)",
+          "table5": "Table 5, Hessian trace (GPT-2)"}
+PROXIES = {"next_token_acc": "next-token acc", "ood_loss": "OOD loss"}
+EXTRA_COLUMNS = {"table2": PROXIES, "table4": PROXIES,
+                 "table5": {"trace": "Tr(H)", "trace_per_param": "Tr(H) / parameter"}}
+
+
+def _values(series: pd.Series) -> str:
+    return ", ".join(f"{v:.3f}" for v in series)
+
+
+def _joined(values: pd.Series) -> str:
+    return ", ".join(str(v) for v in dict.fromkeys(values.dropna()))
+
+
+def training_length(rows: pd.DataFrame) -> str:
+    """Per model: parameters, steps, tokens, tokens per parameter and passes (when recorded)."""
+    parts = []
+    for model, group in rows.groupby("model", sort=False):
+        row = group.iloc[0]
+        text = (f"`{model}` ({int(row['params']):,} parameters), {_joined(group['steps'].map(lambda s: f'{int(s):,}'))}"
+                f" steps, {row['tokens'] / 1e6:.3g} M tokens = {row['tokens_per_param']:.3g} tokens"
+                " per parameter")
+        if not math.isnan(row["passes"]):
+            text += f", {row['passes']:.3g} passes over the training split"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def provenance(rows: pd.DataFrame) -> str:
+    return (f"trained at commit {_joined(rows['commit'])} on {_joined(rows['machine'])} "
+            f"(torch {_joined(rows['torch'])})")
+
+
+def loss_table(table: str, rows: pd.DataFrame) -> str:
+    """Markdown: per label, seeds, final loss (mean, per seed), minus the first label's (Welch
+    95 % CI and two-sided p), FLOPs saving, and the table's extra columns (means)."""
+    extras = EXTRA_COLUMNS.get(table, {})
+    labels = list(dict.fromkeys(rows["label"]))
+    reference = rows.loc[rows["label"] == labels[0], "final_val_loss"]
+    lines = ["| method | seeds | final val loss: mean (per seed) | minus "
+             f"{labels[0]} (95 % CI, Welch p) | FLOPs saving |"
+             + "".join(f" {name} |" for name in extras.values()),
+             "|---|---|---|---|---|" + "---|" * len(extras)]
+    for label in labels:
+        group = rows[rows["label"] == label]
+        loss = group["final_val_loss"]
+        difference = ""
+        if label != labels[0]:
+            d = welch(loss, reference)
+            difference = f"{d.estimate:+.3f}" + ("" if math.isnan(d.p) else
+                                                 f" ({d.low:+.3f}..{d.high:+.3f}, p {d.p:.2g})")
+        lines.append(f"| {label} | {len(group)} | {loss.mean():.4f} ({_values(loss)}) | "
+                     f"{difference} | {group['flops_saving'].mean():.1%} |"
+                     + "".join(f" {group[c].mean():.4g} |" for c in extras))
+    return "\n".join(lines)
+
+
+def _interval(line: pd.Series, name: str, digits: int = 3) -> str:
+    if math.isnan(line[name]):
+        return ""
+    text = f"{line[name]:+.{digits}f}"
+    if not math.isnan(line[f"{name}_p"]):
+        text += f" ({line[f'{name}_low']:+.{digits}f}..{line[f'{name}_high']:+.{digits}f}, p {line[f'{name}_p']:.2g})"
+    return text
+
+
+def ladder_table(summary: pd.DataFrame, axis: str) -> str:
+    """Markdown: one line per rung (length axis) or model (size axis) of `ladder_summary`."""
+    first = ("tokens/param", "passes") if axis == "length" else ("model", "parameters")
+    lines = [f"| {first[0]} | {first[1]} | seeds | Original | EST | EST - Original (95 % CI, p) | "
+             "EST - Original at EST's FLOPs (95 % CI, p) | iso-loss FLOPs saving (95 % CI) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for _, line in summary[summary["axis"] == axis].sort_values(["params", "rung"]).iterrows():
+        lead = (f"{line['rung']:g} | {line['passes']:.3g}" if axis == "length"
+                else f"`{line['model']}` | {int(line['params']):,}")
+        saving = f"{line['iso_loss_saving']:+.1%} ({line['iso_loss_saving_low']:+.1%}..{line['iso_loss_saving_high']:+.1%})"
+        if isinstance(line["iso_loss_bound"], str):
+            saving = f"{line['iso_loss_bound']} {line['iso_loss_saving']:+.1%} (bound)"
+        lines.append(f"| {lead} | {line['seeds']} | {line['original_loss']:.4f} | "
+                     f"{line['est_loss']:.4f} | {_interval(line, 'gap')} | "
+                     f"{_interval(line, 'gap_matched')} | {saving} |")
+    return "\n".join(lines)
+
+
+def _rows(path: Path, scale: str) -> pd.DataFrame:
+    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
+    return rows[rows["scale"] == scale]
+
+
+def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
+    """Every table measured at `scale` in `results_dir` (default paper_repro/results), in the
+    README's form; a table without rows at the scale is left out."""
+    results_dir = results_dir or find_workspace().results
+    sections = []
+    for table, title in TITLES.items():
+        rows = _rows(results_dir / f"{table}.csv", scale)
+        if rows.empty:
+            continue
+        sections.append(f"**{title}** (`results/{table}.csv`): {training_length(rows)}; "
+                        f"{provenance(rows)}.\n\n{loss_table(table, rows)}")
+    ladder = _rows(results_dir / "ladder_summary.csv", scale)
+    for axis, title in (("length", "Ladder, length axis"), ("size", "Ladder, size axis")):
+        if not ladder.empty and (ladder["axis"] == axis).any():
+            runs = _rows(results_dir / "ladder.csv", scale)
+            sections.append(f"**{title}** (`results/ladder_summary.csv`; Welch intervals, bootstrap "
+                            f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
+                            f":\n\n{ladder_table(ladder, axis)}")
+    return "\n\n".join(sections) + "\n"
+
+
+def readme_block(scale: str, results_dir: Path | None = None) -> str:
+    """`summary_markdown` between the markers that `scripts/update_readme.py` replaces."""
+    return (f"<!-- generated by `est repro summary --scale {scale}`; do not edit: "
+            f"scripts/update_readme.py -->\n{summary_markdown(scale, results_dir)}"
+            "<!-- end of generated summary -->")
