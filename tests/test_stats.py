@@ -1,4 +1,5 @@
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -46,3 +47,14 @@ def test_holm_step_down():
 def test_t_interval_of_known_samples():
     interval = t_interval([1.0, 2.0, 3.0])
     assert interval.mean == 2.0 and interval.half_width == pytest.approx(sps.t.ppf(0.975, 2) / math.sqrt(3))
+
+
+def test_welch_with_one_constant_side_is_the_test_of_the_other_sides_spread():
+    constant, varied = [0.0117, 0.0117, 0.0117], [0.0117, 0.0156, 0.0137]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no precision-loss warning reaches the user
+        d = welch(varied, constant)
+    mean = sum(varied) / 3
+    sd = (sum((v - mean) ** 2 for v in varied) / 2) ** 0.5
+    t = (mean - 0.0117) / (sd / 3 ** 0.5)  # Welch reduces to a one-sample t-test, df = 2
+    assert d.t == pytest.approx(t) and d.df == pytest.approx(2.0)
