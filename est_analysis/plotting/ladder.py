@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.ticker import NullFormatter
 
 from est_analysis.plotting.style import color_for, new_figure
 
@@ -23,7 +24,7 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
     against tokens per parameter (the length axis), and both gaps against parameters (the size
     axis). Bars are 95 % intervals (Welch; bootstrap for the saving); a hollow marker is a bound
     (EST's loss outside Original's measured range). `paper_regimes` marks the paper's runs."""
-    fig, (gap_ax, saving_ax, size_ax) = new_figure(3, width=5.0)
+    fig, (gap_ax, saving_ax, size_ax) = new_figure(3, width=5.0, layout="constrained")
     length = summary[summary["axis"] == "length"].sort_values("tokens_per_param")
     size = summary[summary["axis"] == "size"].sort_values("params")
     for frame, ax, x in ((length, gap_ax, "tokens_per_param"), (size, size_ax, "params")):
@@ -38,7 +39,7 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
                           color_for("Original" if column == "gap" else "Staged Training"))
         ax.axhline(0, color="black", lw=0.8)
         ax.set_xscale("log")
-        ax.set_ylabel("EST's final loss minus the other's (< 0: EST better)")
+        ax.set_ylabel("EST loss - other loss (< 0: EST better)")
     if length.empty:
         return fig
     _errorbar(saving_ax, length["tokens_per_param"], length["iso_loss_saving"],
@@ -51,7 +52,7 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
                    label="EST's FLOPs saving (saving if losses were equal)")
     saving_ax.axhline(0, color="black", lw=0.8)
     saving_ax.set_xscale("log")
-    saving_ax.set_ylabel("FLOPs saved at equal loss (< 0: EST costs more)")
+    saving_ax.set_ylabel("FLOPs saved at equal loss (< 0: costs more)")
     saving_ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:.0%}"))
     for ax in (gap_ax, saving_ax):
         ax.set_xlabel("tokens per parameter")
@@ -63,6 +64,8 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
         gap_ax.set_title(f"length ({length['model'].iloc[0]})")
     if not size.empty:
         size_ax.set_title(f"model size at {size['tokens_per_param'].iloc[0]:.3g} tokens/parameter")
+        size_ax.set_xticks(size["params"], [f"{p / 1e3:.0f} k" for p in size["params"]])
+        size_ax.xaxis.set_minor_formatter(NullFormatter())
     size_ax.set_xlabel("parameters")
     for ax in (gap_ax, saving_ax, size_ax):
         if ax.get_legend_handles_labels()[0]:
