@@ -5,7 +5,8 @@
 #   paper_repro/regenerate.sh cpu        # about 3-4 hours on 2 CPU cores; resumable
 #   paper_repro/regenerate.sh regime     # about 16 hours on 2 CPU cores (two jobs); resumable
 # The notebooks in notebooks/ are executed in place at cpu scale, other scales into
-# notebooks/<scale>/; ladder.ipynb (the ladder runs at regime only) in place at regime.
+# notebooks/<scale>/; ladder.ipynb (the ladder runs at regime only) in place at regime;
+# table1_cost.ipynb (no scale) at cpu only.
 set -euo pipefail
 SCALE=${1:-cpu}
 cd "$(dirname "$0")/.."
@@ -15,6 +16,8 @@ OUT=notebooks
 if [ "$SCALE" != cpu ]; then OUT="notebooks/$SCALE"; mkdir -p "$OUT"; fi
 for notebook in notebooks/*.ipynb; do
   target="$OUT/$(basename "$notebook")"
+  # table1_cost.ipynb is the cost model, the same at every scale: executed at cpu only
+  if [ "$(basename "$notebook")" = table1_cost.ipynb ] && [ "$SCALE" != cpu ]; then continue; fi
   if [ "$(basename "$notebook")" = ladder.ipynb ]; then
     [ "$SCALE" = regime ] || continue
     target="$notebook"

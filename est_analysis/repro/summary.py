@@ -85,16 +85,16 @@ def _interval(line: pd.Series, name: str, digits: int = 3) -> str:
 
 def ladder_table(summary: pd.DataFrame, axis: str) -> str:
     """Markdown: one line per rung (length axis) or model (size axis) of `ladder_summary`."""
-    first = ("tokens/param", "passes") if axis == "length" else ("model", "parameters")
-    lines = [f"| {first[0]} | {first[1]} | seeds | Original | EST | EST - Original (95 % CI, p) | "
+    first = "tokens/param" if axis == "length" else "model | parameters"
+    lines = [f"| {first} | passes | seeds | Original | EST | EST - Original (95 % CI, p) | "
              "EST - Original at EST's FLOPs (95 % CI, p) | iso-loss FLOPs saving (95 % CI) |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|" + ("" if axis == "length" else "---|")]
     for _, line in summary[summary["axis"] == axis].sort_values(["params", "rung"]).iterrows():
-        lead = (f"{line['rung']:g} | {line['passes']:.3g}" if axis == "length"
-                else f"`{line['model']}` | {int(line['params']):,}")
+        lead = (f"{line['rung']:g}" if axis == "length"
+                else f"`{line['model']}` | {int(line['params']):,}") + f" | {line['passes']:.3g}"
         saving = f"{line['iso_loss_saving']:+.1%} ({line['iso_loss_saving_low']:+.1%}..{line['iso_loss_saving_high']:+.1%})"
-        if isinstance(line["iso_loss_bound"], str):
-            saving = f"{line['iso_loss_bound']} {line['iso_loss_saving']:+.1%} (bound)"
+        if isinstance(line["iso_loss_bound"], str):  # round: a bound at 0 reads +0.0%, not -0.0%
+            saving = f"{line['iso_loss_bound']} {round(line['iso_loss_saving'], 3) + 0.0:+.1%} (bound)"
         lines.append(f"| {lead} | {line['seeds']} | {line['original_loss']:.4f} | "
                      f"{line['est_loss']:.4f} | {_interval(line, 'gap')} | "
                      f"{_interval(line, 'gap_matched')} | {saving} |")

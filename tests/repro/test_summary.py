@@ -46,14 +46,14 @@ def test_ladder_rows_show_a_bound_as_a_bound(tmp_path):
     line = {"axis": "size", "model": "gpt2-d16", "params": 22368, "rung": 64.0, "passes": 1.7,
             "seeds": 2, "original_loss": 3.6, "est_loss": 3.7, "gap": 0.1, "gap_low": 0.0,
             "gap_high": 0.2, "gap_p": 0.05, "gap_matched": 0.02, "gap_matched_low": -0.1,
-            "gap_matched_high": 0.14, "gap_matched_p": 0.3, "iso_loss_saving": 0.0,
+            "gap_matched_high": 0.14, "gap_matched_p": 0.3, "iso_loss_saving": -0.00001,
             "iso_loss_saving_low": 0.0, "iso_loss_saving_high": 0.0, "iso_loss_bound": "at most",
             "scale": "regime"}
     pd.DataFrame([line]).to_csv(tmp_path / "ladder_summary.csv", index=False)
     pd.DataFrame([{"axis": "size", "scale": "regime", "commit": "abc1234", "machine": "m",
                    "torch": "2"}]).to_csv(tmp_path / "ladder.csv", index=False)
     text = summary_markdown("regime", tmp_path)
-    assert ("| `gpt2-d16` | 22,368 | 2 | 3.6000 | 3.7000 | +0.100 (+0.000..+0.200, p 0.05) | "
+    assert ("| `gpt2-d16` | 22,368 | 1.7 | 2 | 3.6000 | 3.7000 | +0.100 (+0.000..+0.200, p 0.05) | "
             "+0.020 (-0.100..+0.140, p 0.3) | at most +0.0% (bound) |") in text
     assert "length axis" not in text
 
