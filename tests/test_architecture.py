@@ -147,7 +147,7 @@ print(json.dumps({"package": est_analysis.__file__, "workspace": str(find_worksp
     found = json.loads(result.stdout)
     assert Path(found["package"]).is_relative_to(installed)
     assert Path(found["workspace"]) == tmp_path.resolve()
-    assert found["runs"] == 5 and found["paper_rows"] == 80
+    assert found["runs"] == 6 and found["paper_rows"] == 80  # Table 2 smoke: six rows, one seed
     assert "not a git checkout" in found["commit"]
 
 
