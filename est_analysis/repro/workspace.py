@@ -9,6 +9,7 @@ results relative to the root, so a workspace can move as a whole.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,8 +31,10 @@ class Workspace:
         return self.root / "figures"
 
     def recorded(self, path: Path) -> str:
-        """How a results CSV names `path`: relative to the root when it lies inside it."""
-        path = path.resolve()
+        """How a results CSV names `path`: relative to the root when it lies inside it. Symlinks
+        are kept (abspath, not resolve): runs under a `paper_repro/runs` that links to a larger
+        disk are still recorded relative to the root."""
+        path = Path(os.path.abspath(path))
         return str(path.relative_to(self.root) if path.is_relative_to(self.root) else path)
 
     def resolve(self, recorded: str) -> Path:
