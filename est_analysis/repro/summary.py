@@ -19,6 +19,8 @@ TITLES = {"table2": "Table 2, GPT-2", "table3": "Table 3, sampling schedulers (G
           "table4": "Table 4, Llama", "inactive": "Parameters outside the subnet (GPT-2)",
           "table5": "Table 5, Hessian trace (GPT-2)"}
 PROXIES = {"next_token_acc": "next-token acc", "ood_loss": "OOD loss"}
+# a second reference where the table's question is between its rows (which treatment is best)
+SECOND_REFERENCE = {"inactive": "EST (dense)"}
 EXTRA_COLUMNS = {"table2": PROXIES, "table4": PROXIES,
                  "table5": {"trace": "Tr(H)", "trace_per_param": "Tr(H) / parameter"}}
 
@@ -50,26 +52,30 @@ def provenance(rows: pd.DataFrame) -> str:
             f"(torch {_joined(rows['torch'])})")
 
 
+def _difference(loss: pd.Series, reference: pd.Series) -> str:
+    d = welch(loss, reference)
+    return f"{d.estimate:+.3f}" + ("" if math.isnan(d.p) else
+                                   f" ({d.low:+.3f}..{d.high:+.3f}, p {d.p:.2g})")
+
+
 def loss_table(table: str, rows: pd.DataFrame) -> str:
-    """Markdown: per label, seeds, final loss (mean, per seed), minus the first label's (Welch
-    95 % CI and two-sided p), FLOPs saving, and the table's extra columns (means)."""
+    """Markdown: per label, seeds, final loss (mean, per seed), minus the first label's (and
+    minus `SECOND_REFERENCE`'s; Welch 95 % CI and two-sided p), FLOPs saving, and the table's
+    extra columns (means)."""
     extras = EXTRA_COLUMNS.get(table, {})
     labels = list(dict.fromkeys(rows["label"]))
-    reference = rows.loc[rows["label"] == labels[0], "final_val_loss"]
-    lines = ["| method | seeds | final val loss: mean (per seed) | minus "
-             f"{labels[0]} (95 % CI, Welch p) | FLOPs saving |"
+    references = [labels[0]] + [r for r in [SECOND_REFERENCE.get(table)] if r in labels]
+    losses = {label: rows.loc[rows["label"] == label, "final_val_loss"] for label in labels}
+    lines = ["| method | seeds | final val loss: mean (per seed) | "
+             + "".join(f"minus {r} (95 % CI, Welch p) | " for r in references) + "FLOPs saving |"
              + "".join(f" {name} |" for name in extras.values()),
-             "|---|---|---|---|---|" + "---|" * len(extras)]
+             "|---|---|---|" + "---|" * len(references) + "---|" + "---|" * len(extras)]
     for label in labels:
-        group = rows[rows["label"] == label]
-        loss = group["final_val_loss"]
-        difference = ""
-        if label != labels[0]:
-            d = welch(loss, reference)
-            difference = f"{d.estimate:+.3f}" + ("" if math.isnan(d.p) else
-                                                 f" ({d.low:+.3f}..{d.high:+.3f}, p {d.p:.2g})")
+        group, loss = rows[rows["label"] == label], losses[label]
+        differences = "".join(("" if label == r else _difference(loss, losses[r])) + " | "
+                              for r in references)
         lines.append(f"| {label} | {len(group)} | {loss.mean():.4f} ({_values(loss)}) | "
-                     f"{difference} | {group['flops_saving'].mean():.1%} |"
+                     f"{differences}{group['flops_saving'].mean():.1%} |"
                      + "".join(f" {group[c].mean():.4g} |" for c in extras))
     return "\n".join(lines)
 

@@ -63,3 +63,12 @@ def test_the_readme_shows_the_committed_results(scale):
     block = readme_block(scale, ROOT / "paper_repro" / "results")
     assert block in (ROOT / "README.md").read_text(), (
         f"README's `{scale}` block is out of date: run `python scripts/update_readme.py`")
+
+
+def test_the_inactive_table_also_compares_each_treatment_with_dense(tmp_path):
+    rows = _rows("regime").replace({"label": {"EST": "EST (dense)", "MSG": "EST (frozen)"}})
+    rows.to_csv(tmp_path / "inactive.csv", index=False)
+    text = summary_markdown("regime", tmp_path)
+    assert "| minus Original (95 % CI, Welch p) | minus EST (dense) (95 % CI, Welch p) |" in text
+    frozen_minus_dense = 3.2 - sum(EST) / 3
+    assert f"| EST (frozen) | 1 | 3.2000 (3.200) | +0.190 | {frozen_minus_dense:+.3f} | 20.0% |" in text
