@@ -76,6 +76,11 @@ MODEL_CONFIGS: dict[str, ModelConfig] = {
                     d_mlp=64, vocab_size=512, block_size=64),
         ModelConfig("gpt2-regime-d80", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=80,
                     d_mlp=320, vocab_size=512, block_size=64),
+        # The width axis of issue #24: 4 layers, head size 8, MLP 4d, heads growing with width
+        # (d=32 with 4 heads is gpt2-regime itself).
+        *[ModelConfig(f"gpt2-l4-d{d}-h{d // 8}", "gpt2", n_layer=4, n_head=d // 8,
+                      n_kv_head=d // 8, d_model=d, d_mlp=4 * d, vocab_size=512, block_size=64)
+          for d in (64, 128, 256)],
         # `smoke` scale: seconds per run, for tests and CI.
         ModelConfig("gpt2-smoke", "gpt2", n_layer=4, n_head=4, n_kv_head=4, d_model=64,
                     d_mlp=256, vocab_size=512, block_size=64),

@@ -13,6 +13,7 @@ from est_analysis.repro.experiments import TABLES
 from est_analysis.repro.ladder import report_ladder, run_ladder
 from est_analysis.repro.report import claims_at
 from est_analysis.repro.runner import git_commit, run_table
+from est_analysis.repro.studies import STUDIES, run_study
 from est_analysis.repro.summary import summary_markdown
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training.recipes import SCALES
@@ -26,6 +27,8 @@ EXAMPLES = """examples:
   est repro summary --scale regime                # the README's tables, from the results CSVs
   est repro ladder --scale regime                 # EST vs Original by tokens/parameter and size
   est repro ladder --scale regime --axis length   # only the length ladder
+  est repro width --scale regime                  # why EST trails: width axis (also: ablation,
+                                                  # control, lr; est_analysis.repro.studies)
 Interrupted? Run the same command again: finished runs are reused, the others resume.
 """
 
@@ -41,12 +44,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "paper_repro/runs/<scale>/. paper_repro/ is the one in the "
                                    "current directory or the nearest above it (a source "
                                    "checkout), else it is created in the current directory.")
-    p.add_argument("table", choices=(*TABLES, "all", "claims", "summary", "ladder"),
+    p.add_argument("table", choices=(*TABLES, "all", "claims", "summary", "ladder", *STUDIES),
                    help="which table, all of them; claims: the verdicts on C1-C8 from the "
                         "results already produced; summary: every table at the scale as "
                         "Markdown, from the results CSVs alone (the README's tables); ladder: Original, EST and a compute-matched "
                         "Original by tokens per parameter and model size "
-                        "(results/ladder.csv, ladder_summary.csv, figures/ladder_<scale>.png)")
+                        "(results/ladder.csv, ladder_summary.csv, figures/ladder_<scale>.png); "
+                        "width, ablation, control, lr: why EST trails at small scale "
+                        "(results/<study>.csv, est_analysis.repro.studies)")
     p.add_argument("--scale", choices=SCALES, default="smoke",
                    help="(default %(default)s)")
     p.add_argument("--seeds", type=positive_int, help="seeds of the Original-vs-EST rows (default: the "
@@ -91,6 +96,15 @@ def run(args: argparse.Namespace) -> None:
         else:
             print(summary.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             print(f"figure: {figure[0]}")
+        return
+    if args.table in STUDIES:
+        rows = run_study(args.table, args.scale, not args.no_progress)
+        if args.json:
+            print(rows.to_json(orient="records"))
+        else:
+            columns = ["group", "arm", "seed", "steps", "tokens_per_param", "final_val_loss",
+                       "total_flops"]
+            print(rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return
     tables = TABLES if args.table == "all" else (args.table,)
     results = {}

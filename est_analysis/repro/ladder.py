@@ -77,6 +77,15 @@ def steps_for(config: TrainConfig, tokens_per_param: float) -> int:
     return max(1, round(tokens_per_param * model_params(config) / config.tokens_per_step()))
 
 
+def matched_original(original: TrainConfig, original_record: dict, est_record: dict
+                     ) -> TrainConfig:
+    """Original trained for EST's total FLOPs (the nearest whole step) with its own complete
+    LR schedule: the compute-matched comparison."""
+    steps = original.resolved().steps
+    return replace(original, steps=max(1, round(steps * est_record["total_flops"]
+                                                / original_record["total_flops"])))
+
+
 def paper_tokens_per_param(preset: str = "est-gpt2") -> float:
     """The paper's own run: tokens per parameter of `scale=paper` (GPT-2: 78.6 B / 124 M)."""
     config = TrainConfig(scale="paper", preset=preset).resolved()
@@ -139,9 +148,7 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
             if not with_est:
                 continue
             est = done(axis, rung, "EST", replace(original, method="est"))
-            steps = original.resolved().steps
-            matched = max(1, round(steps * est["total_flops"] / orig["total_flops"]))
-            done(axis, rung, "Original at EST's FLOPs", replace(original, steps=matched))
+            done(axis, rung, "Original at EST's FLOPs", matched_original(original, orig, est))
     bar.close()
     return read_results(path)
 

@@ -140,7 +140,8 @@ def run_length(config: TrainConfig, record: dict) -> dict:
     """How far into training the run went: tokens per parameter and passes over the data."""
     c = config.resolved()
     tokens = record["steps"] * c.tokens_per_step()
-    train_tokens = len(load_corpus(c.corpus, recipe_for(c.scale, c.preset).vocab_size).train)
+    corpus = load_corpus(c.corpus, recipe_for(c.scale, c.preset).vocab_size)
+    train_tokens = int(len(corpus.train) * c.train_fraction)
     return {"tokens": tokens, "tokens_per_param": tokens / record["params"],
             "passes": tokens / train_tokens}
 

@@ -72,6 +72,8 @@ class TrainConfig:
                                    "tokenizer.json, vocab.json + merges.txt, *.tiktoken, "
                                    "SentencePiece *.model); the corpus is then prepared once "
                                    "into the cache. Default: a BPE trained on the corpus")
+    train_fraction: float = option(1.0, "train on only this leading fraction of the training "
+                                   "split, in (0, 1] (a small data set: overfitting studies)")
     steps: int | None = option(None, "total training steps")
     seed: int = option(0, "seed of the initialisation, data order and subnets")
     batch_size: int | None = option(None, "sequences per micro-batch (global: split across "
@@ -125,6 +127,8 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name}={value!r} must be a positive integer")
+        if not (isinstance(self.train_fraction, (int, float)) and 0 < self.train_fraction <= 1):
+            raise ValueError(f"train_fraction={self.train_fraction!r} must be in (0, 1]")
         if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"lr={self.lr} must be a positive number")
         if (self.stages is None) != (self.rates is None):
@@ -152,8 +156,11 @@ class TrainConfig:
                              "corpus and a pretrained tokenizer: pass --data DIR (made by `est "
                              "data prepare CORPUS --tokenizer FILE --out DIR`) or --corpus PATH "
                              "--tokenizer FILE. The built-in corpora are too small for it")
-        return load_data(self.corpus, recipe_for(self.scale, self.preset).vocab_size, self.data,
+        data = load_data(self.corpus, recipe_for(self.scale, self.preset).vocab_size, self.data,
                          self.tokenizer, progress)
+        if self.train_fraction < 1:
+            data = dataclasses.replace(data, train=data.train[:int(len(data.train) * self.train_fraction)])
+        return data
 
     def tokens_per_step(self) -> int:
         """Training tokens per optimizer step (all micro-batches)."""

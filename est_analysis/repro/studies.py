@@ -1,0 +1,195 @@
+"""Why EST trails at small scale (`est repro width|ablation|control|lr`, issue #24).
+
+Four studies beside the ladder (`configs/studies.yaml`), each a list of cells (a group: a model,
+an ablation variant, a peak LR, a schedule) whose arms are trained per seed:
+
+- width: at fixed depth (4) and head size (8), Original, EST and the compute-matched Original
+  for models whose heads grow with width, at fixed tokens per parameter;
+- ablation: EST with one component sampled at a time at the paper's stage fractions, beside
+  Original, EST and the matched Original of the same seeds and length;
+- control: a slice of the training split seen for many passes, where Original overfits and a
+  dropout-like regularizer should help: Original, EST and EST-ONE-STAGE, with their curves;
+- lr: the three arms at each peak LR, and with the LR schedule swapped between GPT-2 and Llama.
+
+The same seed gives every arm the same initialisation and data order, so arms of one seed are
+paired. A run whose directory key is one of the ladder's is read from `results/ladder.csv` when
+its directory is gone (runs are deterministic: same config, seed and machine, same numbers), so
+the studies pair with the ladder's seeds without retraining them. Each finished run is written
+at once to `results/<study>.csv` (and the control's curves to `results/control_curves.csv`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from fractions import Fraction
+from importlib.resources import files
+from typing import Callable
+
+import pandas as pd
+import yaml
+from tqdm.auto import tqdm
+
+from est_analysis.repro.experiments import RunSpec
+from est_analysis.repro.ladder import matched_original, steps_for
+from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
+from est_analysis.repro.workspace import Workspace, find_workspace
+from est_analysis.data import load_corpus
+from est_analysis.schedule import PRESETS
+from est_analysis.training import RunDir, TrainConfig
+from est_analysis.training.recipes import recipe_for
+
+STUDIES = ("width", "ablation", "control", "lr")
+ARMS = ("Original", "EST", "Original at EST's FLOPs")
+
+
+def load_study(study: str, scale: str) -> tuple[dict, dict]:
+    """(the study's settings at `scale`, the whole config file)."""
+    if study not in STUDIES:
+        raise ValueError(f"unknown study {study!r}; choose one of {STUDIES}")
+    spec = yaml.safe_load(files(__package__).joinpath("configs", "studies.yaml").read_text())
+    if scale not in spec["scales"]:
+        raise ValueError(f"the studies have no {scale!r} scale; choose one of {sorted(spec['scales'])}")
+    return spec["scales"][scale][study], spec
+
+
+def _own(config: TrainConfig, **fields: object) -> TrainConfig:
+    """`config` with `fields` set, each left None where it equals the recipe's, so that a run at
+    the recipe's values is the very run (directory key) the tables and the ladder train."""
+    recipe = recipe_for(config.scale, config.preset)
+    return replace(config, **{k: None if getattr(recipe, k, object()) == v else v
+                              for k, v in fields.items()})
+
+
+def _base(scale: str, preset: str, seed: int, tokens_per_param: float, model: str | None = None,
+          **fields: object) -> TrainConfig:
+    """Original at `tokens_per_param` of `model` (default the scale's), with `fields` set."""
+    config = _own(TrainConfig(method="original", preset=preset, scale=scale, seed=seed),
+                  model=model or recipe_for(scale, preset).model, **fields)
+    return _own(config, steps=steps_for(config, tokens_per_param))
+
+
+def stage_fractions(preset: str) -> list[float]:
+    """A preset's stage boundaries as fractions of the run (est-gpt2: 2/15, 7/15, 1)."""
+    spec = PRESETS[preset]
+    return [float(Fraction(b, spec.paper_steps)) for b in spec.boundaries]
+
+
+class _Trainer:
+    """Trains (or reuses) runs and writes each row of the study as soon as its run is done."""
+
+    def __init__(self, study: str, scale: str, fingerprint: str | None, progress: bool) -> None:
+        self.study, self.scale, self.fingerprint, self.progress = study, scale, fingerprint, progress
+        self.workspace = find_workspace()
+        self.workspace.results.mkdir(parents=True, exist_ok=True)
+        self.path = self.workspace.results / f"{study}.csv"
+        ladder = self.workspace.results / "ladder.csv"
+        recorded = read_results(ladder) if ladder.exists() else pd.DataFrame(columns=["scale", "run_dir"])
+        self.ladder = {r["run_dir"]: r for r in recorded[recorded["scale"] == scale].to_dict("records")}
+        self.rows: list[dict] = []
+        self.curves: list[pd.DataFrame] = []
+        self.bar = tqdm(desc=f"{study} at {scale}", unit="run", disable=not progress)
+
+    def record(self, spec: RunSpec) -> tuple[dict, RunDir | None]:
+        """The run's summary and provenance, and its directory (None: read from the ladder)."""
+        out = RunDir(self.workspace.runs / self.scale / spec.key)
+        known = self.ladder.get(self.workspace.recorded(out.path))
+        if not out.finished and known is not None:
+            return known, None
+        return ensure_trained(spec, out, self.progress, self.fingerprint), out
+
+    def __call__(self, group: str, arm: str, config: TrainConfig, curve: bool = False) -> dict:
+        spec = RunSpec(arm, config)
+        record, out = self.record(spec)
+        c = config.resolved()
+        row = {"study": self.study, "scale": self.scale, "group": group, "arm": arm,
+               "seed": c.seed, "model": record["model"], "params": record["params"],
+               "preset": c.preset, "method": c.method, "lr": c.lr, "lr_schedule": c.lr_schedule,
+               "warmup_fraction": c.warmup_fraction, "train_fraction": c.train_fraction,
+               "rates": "/".join(",".join(f"{p:g}" for p in r) for r in config.schedule().rates)
+               if c.method == "est" else "", "steps": record["steps"], **run_length(config, record),
+               "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
+               "train_wall_s": record["train_wall_s"]}
+        if out is not None:
+            metrics = out.read_metrics().dropna(subset=["val_loss"])
+            best = metrics.loc[metrics["val_loss"].idxmin()]
+            row |= {"best_val_loss": best["val_loss"], "best_val_step": int(best["step"])}
+            if curve:
+                self.curves.append(metrics[["step", "train_loss", "val_loss"]].assign(
+                    scale=self.scale, group=group, arm=arm, seed=c.seed))
+        row |= {"run_dir": record["run_dir"] if out is None else self.workspace.recorded(out.path),
+                "reused_from": "ladder.csv" if out is None else "",
+                **{k: record[k] for k in ("commit", "config_hash", "device", "machine", "torch")}}
+        self.rows.append(row)
+        upsert_rows(self.path, pd.DataFrame(self.rows), self.scale)
+        if self.curves:
+            upsert_rows(self.workspace.results / "control_curves.csv", pd.concat(self.curves),
+                        self.scale)
+        self.bar.update()
+        return record
+
+    def three_arms(self, group: str, original: TrainConfig) -> tuple[dict, dict]:
+        """Original, EST and Original at EST's FLOPs (the ladder's arms) from `original`."""
+        orig = self(group, "Original", original)
+        est = self(group, "EST", replace(original, method="est"))
+        self(group, "Original at EST's FLOPs", matched_original(original, orig, est))
+        return orig, est
+
+
+def _width(train: _Trainer, at: dict, spec: dict) -> None:
+    for rung in at["tokens_per_param"]:
+        for model in at["models"]:
+            if rung > at.get("longest", {}).get(model, float("inf")):
+                continue
+            for seed in range(at["seeds"]):
+                train.three_arms(f"{model} @ {rung:g} tok/param",
+                                 _base(train.scale, spec["preset"], seed, rung, model))
+
+
+def _ablation(train: _Trainer, at: dict, spec: dict) -> None:
+    fractions = stage_fractions(spec["preset"])
+    for seed in range(at["seeds"]):
+        original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
+        train.three_arms("reference", original)
+        for variant, rates in spec["variants"].items():
+            train(variant, f"EST, {variant}",
+                  replace(original, method="est", stages=fractions, rates=rates))
+
+
+def _control(train: _Trainer, at: dict, spec: dict) -> None:
+    scale, preset = train.scale, spec["preset"]
+    recipe = recipe_for(scale, preset)
+    subset = int(len(load_corpus("shakespeare", recipe.vocab_size).train) * at["train_fraction"])
+    for seed in range(at["seeds"]):
+        config = _own(TrainConfig(method="original", preset=preset, scale=scale, seed=seed),
+                      model=at["model"], train_fraction=at["train_fraction"],
+                      eval_every=at["eval_every"])
+        steps = max(1, round(at["passes"] * subset / config.tokens_per_step()))
+        original = _own(config, steps=steps)
+        group = f"{at['passes']} passes over {at['train_fraction']:g} of the split"
+        train(group, "Original", original, curve=True)
+        train(group, "EST", replace(original, method="est"), curve=True)
+        train(group, "EST-ONE-STAGE", replace(original, method="est", preset="est-one-stage"),
+              curve=True)
+
+
+def _lr(train: _Trainer, at: dict, spec: dict) -> None:
+    rung = at["tokens_per_param"]
+    for seed in range(at["seeds"]):
+        for lr in at["lrs"]:
+            train.three_arms(f"gpt2, lr {lr:g}", _base(train.scale, spec["preset"], seed, rung, lr=lr))
+        for name, fields in spec["schedules"].items():
+            fields = dict(fields)
+            train.three_arms(name, _base(train.scale, fields.pop("preset"), seed, rung, **fields))
+
+
+RUNNERS: dict[str, Callable[[_Trainer, dict, dict], None]] = {
+    "width": _width, "ablation": _ablation, "control": _control, "lr": _lr}
+
+
+def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
+    """Train (or reuse) every run of `study` at `scale`; returns its rows (results/<study>.csv)."""
+    at, spec = load_study(study, scale)
+    train = _Trainer(study, scale, spec["scales"][scale].get("fingerprint"), progress)
+    RUNNERS[study](train, at, spec)
+    train.bar.close()
+    return read_results(train.path).query("scale == @scale")

@@ -1,0 +1,82 @@
+"""The why-EST-trails studies at smoke scale: the runs each trains, their arms and settings, and
+runs shared with the ladder read from its results."""
+
+import shutil
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from est_analysis.cli.main import main
+from est_analysis.repro.studies import stage_fractions
+from est_analysis.training import TrainConfig, train
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "paper_repro").mkdir()
+    return tmp_path / "paper_repro" / "results"
+
+
+def study(name: str, results) -> pd.DataFrame:
+    assert main(["repro", name, "--scale", "smoke", "--no-progress", "--json"]) == 0
+    return pd.read_csv(results / f"{name}.csv")
+
+
+def test_custom_schedule_at_the_presets_boundaries_is_the_preset(tmp_path):
+    # the ablation's variants are custom schedules at est-gpt2's fractions: with est-gpt2's own
+    # rates such a schedule must train exactly the EST run
+    config = TrainConfig(scale="smoke", steps=30, seed=3)
+    custom = replace(config, stages=stage_fractions("est-gpt2"),
+                     rates=[[0.5, 0.5, 0.5], [0.5, 0.5, 1], [1, 1, 1]])
+    assert custom.schedule() == config.schedule()
+    losses = [pd.read_csv(train(c, tmp_path / name, progress=False) / "metrics.csv")["train_loss"]
+              for c, name in ((config, "preset"), (custom, "custom"))]
+    pd.testing.assert_series_equal(*losses)
+
+
+def test_ablation_samples_one_component_at_a_time(workspace):
+    rows = study("ablation", workspace)
+    assert len(rows) == 2 * (3 + 4)  # 2 seeds x (three reference arms + four variants)
+    heads = rows[rows["arm"] == "EST, heads only"]
+    assert set(heads["rates"]) == {"0.5,1,0.5/0.5,1,1/1,1,1"}
+    by_arm = rows.groupby("arm")["total_flops"].mean()
+    for variant in ("heads only", "neurons only", "depth then width", "width then depth"):
+        assert by_arm["EST"] < by_arm[f"EST, {variant}"] < by_arm["Original"]
+    # paired: the same seeds for every arm, the same steps for the fixed-length ones
+    assert rows.groupby("arm")["seed"].apply(sorted).map(tuple).nunique() == 1
+
+
+def test_runs_shared_with_the_ladder_are_read_from_its_results(workspace):
+    rows = study("ablation", workspace)
+    original = rows[(rows["arm"] == "Original") & (rows["seed"] == 0)].iloc[0]
+    ladder = pd.DataFrame([original.to_dict() | {"final_val_loss": 1.25, "axis": "length"}])
+    ladder.to_csv(workspace / "ladder.csv", index=False)
+    # the run's directory is gone: the study must take the ladder's row, not retrain it
+    shutil.rmtree(workspace.parent / original["run_dir"].removeprefix("paper_repro/"))
+    again = study("ablation", workspace)
+    reused = again[(again["arm"] == "Original") & (again["seed"] == 0)].iloc[0]
+    assert reused["final_val_loss"] == 1.25 and reused["reused_from"] == "ladder.csv"
+
+
+def test_width_grows_heads_at_fixed_head_size_and_the_control_overfits_a_slice(workspace):
+    width = study("width", workspace)
+    assert set(width["model"]) == {"gpt2-regime-d16", "gpt2-regime"}
+    assert set(width["arm"]) == {"Original", "EST", "Original at EST's FLOPs"}
+    control = study("control", workspace)
+    assert set(control["arm"]) == {"Original", "EST", "EST-ONE-STAGE"}
+    assert (control["train_fraction"] == 0.01).all()
+    assert control["passes"].round().eq(3).all()
+    curves = pd.read_csv(workspace / "control_curves.csv")
+    assert len(curves.groupby(["arm", "seed"])) == 6 and curves["val_loss"].notna().all()
+
+
+def test_lr_study_varies_the_peak_lr_and_swaps_schedules(workspace):
+    rows = study("lr", workspace)
+    gpt2 = rows[rows["group"].str.startswith("gpt2, lr")]
+    assert set(gpt2["lr"]) == {0.001, 0.003}
+    swapped = rows[rows["group"] == "llama, linear no warmup"]
+    assert set(swapped["lr_schedule"]) == {"linear"} and set(swapped["model"]) == {"llama-smoke"}
+    cosine = rows[rows["group"] == "gpt2, warmup + cosine"]
+    assert set(cosine["lr_schedule"]) == {"cosine"} and (cosine["warmup_fraction"] > 0).all()
