@@ -59,6 +59,7 @@ def parse_task(spec: str) -> tuple[str, str, Path]:
     path = Path(file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"--task {spec!r}: {path} does not exist")
+    records = 0
     for n, line in enumerate(path.read_text().splitlines(), 1):
         if line.strip():
             try:
@@ -68,7 +69,29 @@ def parse_task(spec: str) -> tuple[str, str, Path]:
             if not isinstance(record, dict) or not FIELDS[kind] <= set(record):
                 raise ValueError(f"{path}:{n}: a {kind} record needs the fields "
                                  f"{sorted(FIELDS[kind])}")
+            _check_record(record, kind, f"{path}:{n}")
+            records += 1
+    if not records:
+        raise ValueError(f"--task {spec!r}: {path} holds no records (one JSON object per line)")
     return name, kind, path
+
+
+def _check_record(record: dict, kind: str, where: str) -> None:
+    """The fields' types: text strings, and for `choice` a list of at least two string
+    choices with `gold` an index into it."""
+    if kind == "last-word":
+        if not isinstance(record["text"], str) or len(record["text"].split(" ")) < 2:
+            raise ValueError(f"{where}: text={record['text']!r} must be a string of at least "
+                             "two words (the last one is the target)")
+        return
+    choices, gold = record["choices"], record["gold"]
+    if not isinstance(record["query"], str):
+        raise ValueError(f"{where}: query={record['query']!r} must be a string")
+    if not (isinstance(choices, list) and len(choices) >= 2 and all(isinstance(c, str) for c in choices)):
+        raise ValueError(f"{where}: choices={choices!r} must be a list of at least two strings")
+    if isinstance(gold, bool) or not isinstance(gold, int) or not 0 <= gold < len(choices):
+        raise ValueError(f"{where}: gold={gold!r} must be the index of the right choice, an "
+                         f"integer from 0 to {len(choices) - 1}")
 
 
 def evaluate(model_dir: str | Path, tasks: list[tuple[str, str, Path]],

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -71,3 +73,33 @@ def file_lock(path: str | Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class LockHeld(OSError):
+    """Another live process holds the lock (it names itself in the lock file)."""
+
+
+@contextmanager
+def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
+    """Hold an exclusive OS lock on `path` without waiting: when another process holds it,
+    raise `LockHeld` naming that process (its PID, command and start time, which it wrote into
+    the file). The OS releases the lock when its holder dies, so a lock file left by a dead
+    process is simply taken over."""
+    path = Path(path)
+    handle = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise LockHeld(f"{what} is in use by {holder}: wait for it to finish (or stop it), "
+                           "or choose another directory") from None
+        handle.seek(0)
+        handle.truncate()
+        command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))[:200]
+        handle.write(f"process {os.getpid()} ({command!r}, since {time.strftime('%Y-%m-%d %H:%M:%S')})\n")
+        handle.flush()
+        yield
+    finally:
+        handle.close()  # closing releases the lock

@@ -1,6 +1,6 @@
 """Summary statistics shared by every estimator and verdict: the mean of independent samples
-with its standard error and Student-t interval; Welch's test of a difference of means, the
-two one-sided tests (TOST) of their equivalence within a margin, and Holm's correction of a
+with its standard error and Student-t interval; Welch's test of a difference of means and the
+paired t-test of arms trained from the same seeds, the two one-sided tests (TOST) of their equivalence within a margin, and Holm's correction of a
 family of p-values."""
 
 from __future__ import annotations
@@ -85,6 +85,25 @@ def welch(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Differ
     with _one_side_constant():
         result = stats.ttest_ind(x, y, equal_var=False)
         ci = result.confidence_interval(level)
+    return Difference(estimate, float(ci.low), float(ci.high), float(result.statistic),
+                      float(result.df), float(result.pvalue), int(x.size), int(y.size))
+
+
+def paired(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Difference:
+    """mean(a_i - b_i) over pairs (two arms trained from the same seed: the same
+    initialisation and data order) with the paired t-test (scipy.stats.ttest_rel) and its
+    t-interval; nan where fewer than two pairs or no spread of the differences is known."""
+    x, y = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"a paired difference needs as many samples on each side, got "
+                         f"{x.size} and {y.size}")
+    d = x - y
+    estimate = float(d.mean())
+    if d.size < 2 or d.var(ddof=1) == 0:
+        return Difference(estimate, math.nan, math.nan, math.nan, math.nan, math.nan,
+                          int(x.size), int(y.size))
+    result = stats.ttest_rel(x, y)
+    ci = result.confidence_interval(level)
     return Difference(estimate, float(ci.low), float(ci.high), float(result.statistic),
                       float(result.df), float(result.pvalue), int(x.size), int(y.size))
 

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "est_analysis"
 # bottom to top; a unit is a top-level module or sub-package of est_analysis, and it may import
 # only from units of lower layers (and from itself)
 LAYERS = [
-    {"io", "stats", "seeding", "model_config", "paper"},
+    {"io", "stats", "seeding", "model_config", "paper", "domains"},
     {"subnet", "data"},
     {"models", "schedule"},
     {"loss", "methods"},
@@ -128,7 +128,7 @@ def test_the_installed_package_works_outside_the_checkout(installed, tmp_path):
     assert (installed / "est_analysis" / "paper" / "numbers.csv").is_file()
     assert {p.name for p in (installed / "est_analysis" / "repro" / "configs").iterdir()} == {
         "table2.yaml", "table3.yaml", "table4.yaml", "table5.yaml", "inactive.yaml", "ladder.yaml",
-        "walltime.yaml"}
+        "walltime.yaml", "studies.yaml"}
     assert not (installed / "tests").exists()
     probe = """
 import json, est_analysis

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from est_analysis.stats import holm, t_interval, tost, welch
+from est_analysis.stats import holm, paired, t_interval, tost, welch
 
 
 def test_welch_matches_the_textbook_formula():
@@ -58,3 +58,20 @@ def test_welch_with_one_constant_side_is_the_test_of_the_other_sides_spread():
     sd = (sum((v - mean) ** 2 for v in varied) / 2) ** 0.5
     t = (mean - 0.0117) / (sd / 3 ** 0.5)  # Welch reduces to a one-sample t-test, df = 2
     assert d.t == pytest.approx(t) and d.df == pytest.approx(2.0)
+
+
+def test_paired_matches_the_one_sample_t_of_the_differences():
+    a, b = [3.0, 3.5, 2.9, 3.2], [2.8, 3.4, 2.6, 3.1]
+    d = np.subtract(a, b)
+    n, mean, sd = len(d), d.mean(), d.std(ddof=1)
+    t = mean / (sd / math.sqrt(n))  # the textbook formula, computed here
+    half = sps.t.ppf(0.975, n - 1) * sd / math.sqrt(n)
+    result = paired(a, b)
+    assert result.estimate == pytest.approx(mean) and result.t == pytest.approx(t)
+    assert result.df == n - 1 and result.p == pytest.approx(2 * sps.t.sf(abs(t), n - 1))
+    assert (result.low, result.high) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    # pairing removes the seed-to-seed spread Welch has to carry: a smaller p here
+    assert result.p < welch(a, b).p
+    assert math.isnan(paired([1.0], [0.5]).p)
+    with pytest.raises(ValueError, match="as many samples"):
+        paired([1.0, 2.0], [1.0])

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from est_analysis.domains import FRACTION, POSITIVE, UNIT
 from est_analysis.cli.options import option_pair, positive_int
 from est_analysis.cost import (ACCOUNTINGS, cost_table, method_saving, policy_costs, saving,
                                schedule_costs, speedup)
@@ -58,9 +59,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                     "fractions (0.2,0.5,1); needs --rates")
     p.add_argument("--rates", help="p_H,p_M,p_L per stage, '/'-separated: .5,.5,.5/.5,.5,1/1,1,1")
     p.add_argument("--steps", type=positive_int, help="total steps (default: the preset's paper run)")
-    p.add_argument("--head-mlp-ratio", type=float,
+    p.add_argument("--head-mlp-ratio", type=POSITIVE.argtype(),
                    help="C_H : C_M for the paper accounting (default: from the FLOPs model)")
-    p.add_argument("--efficiency", type=float, default=1.0,
+    p.add_argument("--efficiency", type=UNIT.argtype(), default=1.0,
                    help="ideal / measured step-time ratio of subnet steps, e.g. from "
                         "benchmarks/walltime.py (default 1: the FLOPs ideal)")
     p.add_argument("--efficiency-from", type=Path, metavar="CSV",
@@ -91,13 +92,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--steps", type=positive_int, default=150_000,
                    help="total steps (default: %(default)s)")
     goal = q.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--target-saving", type=float, help="wanted saving, e.g. 0.25")
-    goal.add_argument("--budget", type=float, help="FLOPs budget as a fraction of Original's")
-    q.add_argument("--tolerance", type=float, default=0.01, help="for --target-saving (default %(default)s)")
-    q.add_argument("--min-final", type=float, default=0.3,
+    goal.add_argument("--target-saving", type=FRACTION.argtype(), help="wanted saving, e.g. 0.25")
+    goal.add_argument("--budget", type=UNIT.argtype(), help="FLOPs budget as a fraction of Original's")
+    q.add_argument("--tolerance", type=POSITIVE.argtype(), default=0.01, help="for --target-saving (default %(default)s)")
+    q.add_argument("--min-final", type=UNIT.argtype(), default=0.3,
                    help="shortest allowed full final stage, fraction of the run (default %(default)s)")
     q.add_argument("--stage-counts", default="2,3", help="numbers of stages to try (default %(default)s)")
-    q.add_argument("--grid", type=float, default=0.05, help="boundary grid as a fraction of the run")
+    q.add_argument("--grid", type=UNIT.argtype(), default=0.05, help="boundary grid as a fraction of the run")
     q.add_argument("--rate-values", default="0.25,0.5,0.75,1", help="allowed rates (default %(default)s)")
     q.add_argument("--top", type=positive_int, default=15, help="rows to show (default %(default)s)")
     _schedule_options(q)
@@ -137,8 +138,6 @@ def measured_efficiency(csv: Path, model: str | None) -> dict[str, float]:
 
 
 def run(args: argparse.Namespace) -> None:
-    if not 0 < args.efficiency <= 1:
-        raise ValueError(f"--efficiency {args.efficiency} must be in (0, 1]: ideal / measured time")
     config = get_config(_model_name(args))
     if args.stages or args.rates:
         if not (args.stages and args.rates):

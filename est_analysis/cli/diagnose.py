@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from est_analysis.domains import NONNEGATIVE_INT
 from est_analysis.cli.options import add_run_argument, positive_int
 from est_analysis.cli.output import add_output_options, emit_table
 from est_analysis.diagnostics import (curvature_trajectory, loss_slopes, regularizer_table,
@@ -82,7 +83,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for q, batches in ((reg, 4), (tr, 4), (cur, 2)):
         q.add_argument("--batches", type=positive_int, default=batches,
                        help="fixed validation batches (default %(default)s)")
-        q.add_argument("--seed", type=int, default=0, help="seed of the draws (default 0)")
+        q.add_argument("--seed", type=NONNEGATIVE_INT.argtype(), default=0, help="seed of the draws (default 0)")
         q.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     for q in (reg, tr, dyn, cur):
         add_output_options(q)

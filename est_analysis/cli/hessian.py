@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from est_analysis import plotting
+from est_analysis.domains import POSITIVE
 from est_analysis.cli.options import add_batch_options, add_run_argument, positive_int, run_and_batches
 from est_analysis.hessian import HessianOperator, hutchinson, hutchpp, spectral_density, top_eigenvalues
 from est_analysis.hessian.pyhessian_bridge import pyhessian_trace
@@ -37,7 +38,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     trace.add_argument("--probes", type=positive_int, default=99,
                        help="Hessian-vector products to spend (Hutch++: a third sketch, a third "
                             "exact part, a third probes) (default %(default)s)")
-    trace.add_argument("--tol", type=float, help="instead of --probes: stop when the CI half-width "
+    trace.add_argument("--tol", type=POSITIVE.argtype(), help="instead of --probes: stop when the CI half-width "
                                                  "is below TOL x |trace|")
     trace.add_argument("--by-block", action="store_true",
                        help="also trace embeddings, each layer's attention and MLP, norms, LM head")

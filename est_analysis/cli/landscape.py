@@ -11,6 +11,7 @@ import pandas as pd
 from est_analysis import plotting
 from est_analysis.cli.options import add_batch_options, add_run_argument, positive_int, run_and_batches
 from est_analysis.cli.output import add_output_options, emit_table
+from est_analysis.domains import NONNEGATIVE, POSITIVE, Domain
 from est_analysis.landscape import (batch_loss_fn, epsilon_sharpness, filter_normalized_direction,
                                     interpolate, slice_1d, slice_2d)
 
@@ -20,6 +21,8 @@ EXAMPLES = """examples:
   est landscape interpolate runs/original runs/est --plot figures/interp
   est landscape sharpness runs/est --eps 1e-3,5e-4 --json
 """
+
+MIN_POINTS = Domain(int, low=2)  # a curve needs two points
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -34,14 +37,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sl = commands.add_parser("slice", help="loss along 1 or 2 filter-normalized directions")
     add_run_argument(sl)
     sl.add_argument("--dims", type=int, choices=(1, 2), default=1, help="1 (line) or 2 (plane)")
-    sl.add_argument("--span", type=float, default=1.0,
+    sl.add_argument("--span", type=POSITIVE.argtype(), default=1.0,
                     help="coefficients run from -SPAN to SPAN (default 1)")
     sl.set_defaults(func=run_slice)
     it = commands.add_parser("interpolate", help="loss on the line from RUN to OTHER")
     add_run_argument(it, help="the start of the line (alpha 0)")
     it.add_argument("other", type=Path, metavar="OTHER", help="the end of the line (alpha 1): "
                     "a run of the same model config")
-    it.add_argument("--margin", type=float, default=0.25,
+    it.add_argument("--margin", type=NONNEGATIVE.argtype(), default=0.25,
                     help="also extrapolate this far beyond both ends (default 0.25)")
     it.set_defaults(func=run_interpolate)
     sh = commands.add_parser("sharpness", help="epsilon-sharpness by projected ascent")
@@ -49,11 +52,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     sh.add_argument("--eps", default="1e-3,5e-4",
                     help="comma-separated relative box sizes (default %(default)s, Keskar's)")
     sh.add_argument("--steps", type=positive_int, default=10, help="ascent steps (default 10)")
-    sh.add_argument("--step-size", type=float, default=0.25,
+    sh.add_argument("--step-size", type=POSITIVE.argtype(), default=0.25,
                     help="each step's move, as a fraction of the box (default 0.25)")
     sh.set_defaults(func=run_sharpness)
     for q in (sl, it):
-        q.add_argument("--points", type=int, default=21, help="points per axis (default 21)")
+        q.add_argument("--points", type=MIN_POINTS.argtype(), default=21, help="points per axis (default 21)")
         q.add_argument("--plot", type=Path, help="write the figure to this path (PNG and PDF)")
     for q in (sl, it, sh):
         add_batch_options(q, batches=1)
@@ -67,14 +70,10 @@ def _finish(args: argparse.Namespace, table: pd.DataFrame, figure=None, **summar
 
 
 def _grid(points: int, low: float, high: float) -> np.ndarray:
-    if points < 2:
-        raise ValueError(f"--points {points}: a curve needs at least 2 points")
-    return np.linspace(low, high, points)
+    return np.linspace(low, high, points)  # --points >= 2: MIN_POINTS
 
 
 def run_slice(args: argparse.Namespace) -> None:
-    if not args.span > 0:
-        raise ValueError(f"--span {args.span} must be positive")
     alphas = _grid(args.points, -args.span, args.span)
     run, batches = run_and_batches(args)
     loss, progress = batch_loss_fn(batches), not args.no_progress

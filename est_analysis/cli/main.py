@@ -30,8 +30,16 @@ checkpoint.pt or one of its snapshots/step_*.pt, or a local HF GPT-2/Llama model
 """
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line, as every other error is (`--help` shows the usage); the
+    subcommands' parsers are of the same class."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="est", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Evolving Subnetwork Training (Li et al., ICML 2024): train GPT-2/Llama on "
                     "random subnetworks that grow stage by stage, compare with full training, "
@@ -55,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         args.func(args)
-    except (ValueError, OSError, TrainingError, CheckpointError, RunDirError) as err:
+    except (ValueError, OSError, MemoryError, TrainingError, CheckpointError, RunDirError) as err:
         print(f"est {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

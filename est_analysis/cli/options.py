@@ -18,19 +18,13 @@ from typing import Any
 
 import yaml
 
+from est_analysis.domains import NONNEGATIVE_INT, POSITIVE_INT
 from est_analysis.loss import Batch
 from est_analysis.training import TrainConfig, TrainedRun, load_run
+from est_analysis.training.memory import check_memory, hvp_bytes
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be a positive integer")
-    return value
+positive_int = POSITIVE_INT.argtype()  # argparse type: an integer >= 1
 
 
 def option_pair(text: str) -> tuple[str, Any]:
@@ -41,10 +35,13 @@ def option_pair(text: str) -> tuple[str, Any]:
     return name.strip(), yaml.safe_load(value) if value.strip() else None
 
 
-def _field_type(field: dataclasses.Field) -> Any:
-    """The argparse type of a field: its `parse` metadata, else int/float/str from its hint."""
+def _field_type(field: dataclasses.Field, flag: str) -> Any:
+    """The argparse type of a field: its `parse` metadata or its domain's parser (the same as
+    YAML's), else str/bool from its hint."""
     if "parse" in field.metadata:
         return field.metadata["parse"]
+    if "domain" in field.metadata and field.metadata["domain"].kind is not bool:
+        return field.metadata["domain"].argtype()
     hint = typing.get_type_hints(TrainConfig)[field.name]
     return next(t for t in typing.get_args(hint) or (hint,) if t is not type(None))
 
@@ -62,11 +59,11 @@ def add_train_config_options(parser: argparse.ArgumentParser) -> None:
         if meta.get("repeat"):
             group.add_argument(flag, dest=field.name, action="append", type=option_pair,
                                metavar="NAME=VALUE", help=meta["help"])
-        elif _field_type(field) is bool:
+        elif _field_type(field, flag) is bool:
             group.add_argument(flag, dest=field.name, action=argparse.BooleanOptionalAction,
                                default=None, help=meta["help"] + default)
         else:
-            group.add_argument(flag, dest=field.name, type=_field_type(field),
+            group.add_argument(flag, dest=field.name, type=_field_type(field, flag),
                                choices=meta.get("choices"), help=meta["help"] + default)
 
 
@@ -101,7 +98,8 @@ def add_batch_options(parser: argparse.ArgumentParser, batches: int = 2,
                         help="sequences per batch (default: the run's)")
     parser.add_argument("--seq-len", type=positive_int,
                         help="tokens per sequence (default: the run's)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random draws (default 0)")
+    parser.add_argument("--seed", type=NONNEGATIVE_INT.argtype(), default=0,
+                        help="seed of the random draws (default 0)")
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
@@ -110,4 +108,9 @@ def run_and_batches(args: argparse.Namespace, path: Path | None = None
                     ) -> tuple[TrainedRun, list[Batch]]:
     """The run at `path` (default the RUN argument) and its fixed batches per the options."""
     run = load_run(path or args.run, args.device)
-    return run, run.batches(args.data, args.batches, args.batch_size, args.seq_len)
+    batches = run.batches(args.data, args.batches, args.batch_size, args.seq_len)
+    rows, length = batches[0][0].shape
+    check_memory(hvp_bytes(run.model.config, rows, length), next(run.model.parameters()).device,
+                 f"a Hessian-vector product on batches of {rows} x {length} tokens",
+                 "lower --batch-size (and raise --batches to keep the tokens averaged over)")
+    return run, batches

@@ -13,7 +13,7 @@ from est_analysis.repro.experiments import TABLES
 from est_analysis.repro.ladder import report_ladder, run_ladder
 from est_analysis.repro.report import claims_at
 from est_analysis.repro.runner import git_commit, run_table
-from est_analysis.repro.studies import STUDIES, run_study
+from est_analysis.repro.studies import STUDIES, run_study, study_summary
 from est_analysis.repro.summary import summary_markdown
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training.recipes import SCALES
@@ -105,6 +105,7 @@ def run(args: argparse.Namespace) -> None:
             columns = ["group", "arm", "seed", "steps", "tokens_per_param", "final_val_loss",
                        "total_flops"]
             print(rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print("\n" + study_summary(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
         return
     tables = TABLES if args.table == "all" else (args.table,)
     results = {}

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
 from pathlib import Path
 
 from est_analysis.cli.options import add_train_config_options, positive_int, train_config
-from est_analysis.training import RunDir, train
+from est_analysis.training import RunDir, TrainConfig, train
+from est_analysis.training.checkpoint import load_checkpoint
 from est_analysis.training.distributed import torchrun_command
 
 EXAMPLES = """examples:
@@ -17,6 +19,8 @@ EXAMPLES = """examples:
   est train --preset est-gpt2 --scale cpu --method original --out runs/orig --seed 1
   est train --method layer-drop --method-option progressive=false --out runs/sd
   est train --out runs/smoke --resume                                    # exact continuation
+                                                     # (the run's own settings, from its checkpoint)
+  est train --out runs/x --resume --lr 3e-4      # after a divergence: --lr, --warmup-fraction may change
   est train --config my.yaml --out runs/x                                # YAML of TrainConfig fields
   est train --scale cpu --out runs/ddp --nproc 2                         # DDP on 2 processes
 """
@@ -41,8 +45,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.nproc > 1:  # hand over to torchrun, which starts N copies of this command
         raise SystemExit(subprocess.call(torchrun_command(args.nproc, _without_nproc(args.argv))))
-    out = RunDir(train(train_config(args), args.out, resume=args.resume,
-                       progress=not args.no_progress))
+    out = RunDir(train(_config(args), args.out, resume=args.resume, progress=not args.no_progress))
     if int(os.environ.get("RANK", "0")) != 0:
         return
     summary = out.read_summary()
@@ -52,6 +55,19 @@ def run(args: argparse.Namespace) -> None:
         print(f"final validation loss {summary['final_val_loss']:.4f}, "
               f"{summary['total_flops']:.3e} training FLOPs, {summary['train_wall_s']:.1f} s; "
               f"metrics in {out.metrics}")
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
+    """The options' config; on --resume the run's own settings (from its checkpoint) with the
+    options given on top, so `est train --out RUN --resume` alone continues the run as it was."""
+    given = train_config(args)
+    checkpoint = RunDir(args.out).checkpoint
+    if not args.resume or args.config or not checkpoint.exists():
+        return given
+    trained_with = TrainConfig(**load_checkpoint(checkpoint)["config"])
+    flags = {f.name: getattr(given, f.name) for f in dataclasses.fields(TrainConfig)
+             if getattr(args, f.name, None) is not None}
+    return dataclasses.replace(trained_with, **flags)
 
 
 def _without_nproc(argv: list[str]) -> list[str]:

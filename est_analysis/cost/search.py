@@ -11,6 +11,7 @@ Table 3 suggests a long final stage is vital (EST-ONE-STAGE and EST-TWO-STAGE-C 
 from __future__ import annotations
 
 import itertools
+import math
 from functools import lru_cache
 
 import pandas as pd
@@ -18,6 +19,8 @@ import pandas as pd
 from est_analysis.cost.simulator import step_cost
 from est_analysis.model_config import ModelConfig
 from est_analysis.subnet import Rates, check_rates
+
+MAX_SCHEDULES = 5_000_000  # about a minute of pricing on one core
 
 
 def _grid_fractions(grid: float) -> list[float]:
@@ -62,10 +65,17 @@ def search_schedules(config: ModelConfig, total_steps: int, target_saving: float
     cost_of = lru_cache(maxsize=None)(lambda r: step_cost(config, r, accounting, seq_len))
     fractions = _grid_fractions(grid)
     candidates = _valid_rates(config, rate_values)
-    rows = []
     for n_stages in stage_counts:
         if n_stages < 2:
             raise ValueError("a searched schedule has at least 2 stages (the last is full)")
+    count = sum(math.comb(len(fractions), n - 1) * len(candidates) ** (n - 1) for n in stage_counts)
+    if count > MAX_SCHEDULES:
+        raise ValueError(f"--stage-counts {','.join(map(str, stage_counts))} with a grid of "
+                         f"{len(fractions)} boundaries and {len(candidates)} rate triples is "
+                         f"{count:.3g} schedules to price, more than {MAX_SCHEDULES:.0e}: use fewer "
+                         "stages, a coarser --grid or fewer --rate-values")
+    rows = []
+    for n_stages in stage_counts:
         for cuts in itertools.combinations(fractions, n_stages - 1):
             if 1 - cuts[-1] < min_final_fraction - 1e-9:
                 continue

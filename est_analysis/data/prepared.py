@@ -15,6 +15,7 @@ out blocks instead. Loading memmaps the files and reads only `meta.json`: no cor
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -38,6 +39,8 @@ BLOCK_CHARS = 1 << 18  # a block of text: at most 256 Ki characters, cut at a li
 BATCH_CHARS = 1 << 22  # encoded together: 4 Mi characters, 16 blocks for the threads to share
 SAMPLE_BYTES = 1 << 16  # a file's fingerprint reads its first and last 64 KiB, not all of it
 META, STATE, LOCK = "meta.json", ".prepare-state.json", ".prepare.lock"
+META_TYPES = {"vocab_size": int, "tokenizer": str, "fingerprint": str, "train_tokens": int,
+              "val_tokens": int, "max_token_id": int, "bins_digest": str}
 
 
 class PreparedDataError(ValueError):
@@ -108,9 +111,24 @@ def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool 
     files, out = corpus_files(corpus), Path(out).expanduser()
     tok = load_tokenizer(tokenizer)  # a bad tokenizer fails before anything is written
     settings = _settings(files, tokenizer)
+    _check_own_directory(out)
     out.mkdir(parents=True, exist_ok=True)
     with file_lock(out / LOCK):  # processes preparing the same directory (DDP ranks) take turns
+        _check_own_directory(out)  # again: another process may have written it meanwhile
         return _prepare(corpus, files, tok, tokenizer, settings, out, progress)
+
+
+def _check_own_directory(out: Path) -> None:
+    """`out` must be new, empty, or a preparation of ours (finished or interrupted): files of
+    the user's own are never overwritten."""
+    if out.exists() and not out.is_dir():
+        raise PreparedDataError(f"--out {out} is a file; give a directory")
+    ours = {LOCK, "train.bin.partial", "val.bin.partial"}  # written before the first state
+    found = sorted(p.name for p in out.iterdir() if p.name not in ours) if out.is_dir() else []
+    if found and not {META, STATE} & set(found):
+        listed = ", ".join(found[:5]) + (", ..." if len(found) > 5 else "")
+        raise PreparedDataError(f"--out {out} is not empty ({listed}) and holds no preparation "
+                                "of ours: choose a new or empty directory (nothing was written)")
 
 
 def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str | Path,
@@ -131,19 +149,19 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
     total_bytes = sum(p.stat().st_size for p in files)
     bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress)
     try:
-        batch: list[Block] = []
-        for n, block in enumerate(blocks(files), 1):
-            bar.update(len(block.text.encode()))
-            if n <= state["blocks"]:
-                continue
-            batch.append(block)
-            if sum(len(b.text) for b in batch) >= BATCH_CHARS:
-                _write_batch(batch, tok, dtype, parts, state)
-                state["blocks"] = n
-                _save_state(out, state, parts)
-                batch = []
-        _write_batch(batch, tok, dtype, parts, state)
-        state["blocks"] += len(batch)
+        _stream(files, tok, dtype, parts, state, out, bar)
+    except OSError as err:
+        if err.errno != errno.ENOSPC:
+            raise
+        for f in parts.values():
+            f.close()
+        for name in ("train", "val"):
+            (out / f"{name}.bin.partial").unlink(missing_ok=True)
+        (out / STATE).unlink(missing_ok=True)
+        raise PreparedDataError(f"no space left on the device writing {out} "
+                                f"({shutil.disk_usage(out).free // 2**20} MiB free): the partial "
+                                "files were removed; free some space or choose another --out, "
+                                "then run the same command again") from None
     finally:
         bar.close()
         for f in parts.values():
@@ -156,11 +174,30 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
         os.replace(out / f"{name}.bin.partial", out / f"{name}.bin")
     meta = {**_tokenizer_meta(tok, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
             "documents": state["documents"], "val_documents": state["val_documents"],
+            "max_token_id": state.get("max_token_id", -1), "bins_digest": _bins_digest(out),
             "corpus": str(corpus), "files": len(files), "bytes": total_bytes,
             **settings, "fingerprint": fingerprint}
     atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
     (out / STATE).unlink(missing_ok=True)
     return out
+
+
+def _stream(files: list[Path], tok: TextTokenizer, dtype: np.dtype, parts: dict, state: dict,
+            out: Path, bar: tqdm) -> None:
+    """Encode the blocks not yet written, a batch at a time, saving the state after each."""
+    batch: list[Block] = []
+    for n, block in enumerate(blocks(files), 1):
+        bar.update(len(block.text.encode()))
+        if n <= state["blocks"]:
+            continue
+        batch.append(block)
+        if sum(len(b.text) for b in batch) >= BATCH_CHARS:
+            _write_batch(batch, tok, dtype, parts, state)
+            state["blocks"] = n
+            _save_state(out, state, parts)
+            batch = []
+    _write_batch(batch, tok, dtype, parts, state)
+    state["blocks"] += len(batch)
 
 
 def preparation_fingerprint(corpus: str, tokenizer: str | Path) -> str:
@@ -187,11 +224,39 @@ def load_prepared(path: str | Path) -> TokenData:
         raise PreparedDataError(f"{path}: tokenizer {meta['tokenizer']} has "
                                 f"{tokenizer.get_vocab_size()} tokens, meta.json says "
                                 f"{meta['vocab_size']}")
-    head = arrays["train"][:1 << 20]
-    if len(head) and int(head.max()) >= meta["vocab_size"]:
-        raise PreparedDataError(f"{path}/train.bin holds token id {int(head.max())}, outside "
-                                f"the vocabulary of {meta['vocab_size']} in meta.json")
+    largest = meta.get("max_token_id")
+    if largest is None or meta.get("bins_digest") != _bins_digest(path):
+        # not recorded, or the files changed since: read every id once (chunked memmap)
+        largest = max(max_token_id(a) for a in arrays.values())
+    if largest >= meta["vocab_size"]:
+        which = next(n for n, a in arrays.items() if max_token_id(a) == largest)
+        raise PreparedDataError(f"{path}/{which}.bin holds token id {largest}, outside the "
+                                f"vocabulary of {meta['vocab_size']} in meta.json: it was "
+                                "tokenized with another tokenizer (or a wrong --dtype)")
     return TokenData(str(path), tokenizer, arrays["train"], arrays["val"], meta["fingerprint"])
+
+
+def _bins_digest(path: Path) -> str:
+    """Identifies train.bin and val.bin by content (sizes, first and last bytes; not times, so
+    that the same preparation writes the same meta.json): the recorded largest id holds while
+    it matches. The training loop still checks every batch's ids."""
+    digest = hashlib.sha256()
+    for name in ("train.bin", "val.bin"):
+        file = path / name
+        size = file.stat().st_size
+        digest.update(f"{name}\0{size}\0".encode())
+        with file.open("rb") as f:
+            digest.update(f.read(SAMPLE_BYTES))
+            if size > 2 * SAMPLE_BYTES:
+                f.seek(-SAMPLE_BYTES, os.SEEK_END)
+                digest.update(f.read())
+    return digest.hexdigest()[:16]
+
+
+def max_token_id(tokens: np.ndarray, chunk: int = 1 << 24) -> int:
+    """The largest id in a token array (-1 if empty), read in chunks: bounded memory for a
+    memmap of any size."""
+    return max((int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk)), default=-1)
 
 
 def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> Path:
@@ -207,9 +272,19 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> 
     tok = load_tokenizer(tokenizer)
     settings = {"source_digest": source_digest(bins), "tokenizer_digest": tokenizer_digest(tokenizer)}
     itemsize = np.dtype(dtype).itemsize
+    for b in bins:
+        if b.stat().st_size % itemsize or not b.stat().st_size:
+            raise PreparedDataError(f"{b} is {b.stat().st_size} bytes: not a whole, non-empty "
+                                    f"array of {dtype} tokens (is --dtype right?)")
+    largest = {b.name: max_token_id(np.memmap(b, dtype=dtype, mode="r")) for b in bins}
+    for name, value in largest.items():
+        if value >= tok.get_vocab_size():
+            raise PreparedDataError(f"{path / name} holds token id {value}, outside the "
+                                    f"tokenizer's vocabulary of {tok.get_vocab_size()}: it was "
+                                    "made with another tokenizer (or --dtype is wrong)")
     meta = {**_tokenizer_meta(tok, tokenizer, path, dtype), "train_tokens": bins[0].stat().st_size // itemsize,
-            "val_tokens": bins[1].stat().st_size // itemsize, **settings,
-            "fingerprint": _digest(settings)}
+            "val_tokens": bins[1].stat().st_size // itemsize, "max_token_id": max(largest.values()),
+            "bins_digest": _bins_digest(path), **settings, "fingerprint": _digest(settings)}
     return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")
 
 
@@ -259,6 +334,7 @@ def _write_batch(batch: list[Block], tok: TextTokenizer, dtype: np.dtype,
         ids = encoding.ids + [separator] if block.last else encoding.ids
         parts[name].write(np.asarray(ids, dtype=dtype).tobytes())
         state[f"{name}_tokens"] += len(ids)
+        state["max_token_id"] = max(state.get("max_token_id", -1), max(ids, default=-1))
         if block.doc == state["documents"]:  # the first block of a new document
             state["documents"] += 1
             state["val_documents"] += name == "val"
@@ -301,8 +377,17 @@ def _read_meta(path: Path) -> dict:
         meta = json.loads(file.read_text())
     except ValueError as err:
         raise PreparedDataError(f"{file} is not valid JSON: {err}") from None
+    if not isinstance(meta, dict):
+        raise PreparedDataError(f"{file} must hold a JSON object; rewrite it with `est data describe`")
     missing = {"format", "dtype", "vocab_size", "tokenizer", "fingerprint"} - set(meta)
     if missing or meta["format"] != FORMAT or meta["dtype"] not in ("uint16", "uint32"):
         raise PreparedDataError(f"{file} is not {FORMAT} metadata (missing {sorted(missing)} or "
                                 f"dtype {meta.get('dtype')!r}); rewrite it with `est data describe`")
+    for key, kind in META_TYPES.items():
+        if key in meta and (not isinstance(meta[key], kind) or isinstance(meta[key], bool)):
+            raise PreparedDataError(f"{file}: {key}={meta[key]!r} must be "
+                                    f"{'an integer' if kind is int else 'a string'}; rewrite it "
+                                    "with `est data describe`")
+    if meta["vocab_size"] < 1:
+        raise PreparedDataError(f"{file}: vocab_size={meta['vocab_size']} must be positive")
     return meta

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from est_analysis.domains import check_fields
 from est_analysis.models.base import Decoder
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
@@ -70,4 +71,6 @@ def parse_options(cls: type, options: dict[str, Any] | None, method: str) -> Any
     if unknown:
         raise ValueError(f"method {method!r} has no option(s) {unknown}; its options are "
                          f"{sorted(fields) or 'none'}")
-    return cls(**options)
+    parsed = cls(**options)
+    check_fields(parsed, prefix=f"{method} option ")
+    return parsed

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from est_analysis.domains import BOOLEAN, NONNEGATIVE, UNIT, declared
 from est_analysis.methods.base import SubnetPolicy
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import Schedule
@@ -29,15 +30,11 @@ DEEPSPEED_GAMMA, REFERENCE_STEPS = 0.001, 150_000
 
 @dataclass(frozen=True)
 class LayerDropOptions:
-    theta: float = 0.5  # theta_bar, the floor of the keep probability
-    gamma: float | None = None  # decay per step; None: DeepSpeed's 0.001 rescaled to the run
-    progressive: bool = True  # False: stochastic depth (theta = theta_bar from the start)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.theta <= 1.0:
-            raise ValueError(f"layer-drop option theta={self.theta} must be in (0, 1]")
-        if self.gamma is not None and not (self.gamma >= 0 and math.isfinite(self.gamma)):
-            raise ValueError(f"layer-drop option gamma={self.gamma} must be a number >= 0")
+    theta: float = declared(0.5, UNIT)  # theta_bar, the floor of the keep probability
+    gamma: float | None = declared(None, NONNEGATIVE)  # decay per step; None: DeepSpeed's
+    # 0.001 rescaled to the run
+    progressive: bool = declared(True, BOOLEAN)  # False: stochastic depth (theta = theta_bar
+    # from the start)
 
 
 @dataclass

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
+from est_analysis.domains import PROBABILITY, declared
 from est_analysis.methods.base import SubnetPolicy
 from est_analysis.models.base import Decoder
 from est_analysis.model_config import ModelConfig
@@ -36,11 +37,8 @@ MSG_STAGES = ((20_000, Rates(0.5, 0.5, 0.5)), (40_000, Rates(0.5, 0.5, 1.0)),
 
 @dataclass(frozen=True)
 class MsgOptions:
-    ramp: float = GROW_TIME / PAPER_STEPS  # mask 0 -> 1 over this fraction of the run
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.ramp <= 1.0:
-            raise ValueError(f"msg option ramp={self.ramp} must be a fraction of the run in [0, 1]")
+    ramp: float = declared(GROW_TIME / PAPER_STEPS, PROBABILITY)  # mask 0 -> 1 over this
+    # fraction of the run
 
 
 def msg_schedule(total_steps: int) -> Schedule:

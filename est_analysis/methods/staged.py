@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from est_analysis.domains import NONNEGATIVE, OPEN_UNIT, declared
 from est_analysis.methods.base import SubnetPolicy
 from est_analysis.methods.width_growth import grow_width
 from est_analysis.models.base import Decoder
@@ -26,14 +27,9 @@ GROWTH_SALT = 3
 
 @dataclass(frozen=True)
 class StagedOptions:
-    grow_at: float = 1 / 3  # fraction of the run trained at half width
-    noise: float = 1e-3  # std of the zero-sum symmetry-breaking perturbation (0: none)
-
-    def __post_init__(self) -> None:
-        if not 0.0 < self.grow_at < 1.0:
-            raise ValueError(f"staged option grow_at={self.grow_at} must be in (0, 1)")
-        if self.noise < 0:
-            raise ValueError(f"staged option noise={self.noise} must be >= 0")
+    grow_at: float = declared(1 / 3, OPEN_UNIT)  # fraction of the run trained at half width
+    noise: float = declared(1e-3, NONNEGATIVE)  # std of the zero-sum symmetry-breaking
+    # perturbation (0: none)
 
 
 def half_width(config: ModelConfig) -> ModelConfig:

@@ -105,7 +105,9 @@ def _train_or_reuse(spec: RunSpec, out: RunDir, progress: bool) -> dict:
                              f"({listed}); it is not reused. Move it away (or give another "
                              "--runs-root) to train this row anew")
     else:
-        train(spec.config, out.path, resume=True, progress=progress)
+        if out.has_run and not out.checkpoint.exists():  # stopped before its first checkpoint
+            out.remove_failed_start(created=None)
+        train(spec.config, out.path, resume=out.checkpoint.exists(), progress=progress)
         provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
                       "machine": machine(out.read_summary()["device"]), "torch": torch.__version__}
         atomic_write_text(out.provenance, json.dumps(provenance, indent=2))

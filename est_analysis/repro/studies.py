@@ -14,7 +14,9 @@ an ablation variant, a peak LR, a schedule) whose arms are trained per seed:
 The same seed gives every arm the same initialisation and data order, so arms of one seed are
 paired. A run whose directory key is one of the ladder's is read from `results/ladder.csv` when
 its directory is gone (runs are deterministic: same config, seed and machine, same numbers), so
-the studies pair with the ladder's seeds without retraining them. Each finished run is written
+the studies pair with the ladder's seeds without retraining them; a run the study itself
+finished earlier is read back from its own CSV the same way, so a study resumes in a fresh
+checkout that has its results but not its run directories. Each finished run is written
 at once to `results/<study>.csv` (and the control's curves to `results/control_curves.csv`).
 """
 
@@ -32,9 +34,10 @@ from tqdm.auto import tqdm
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
-from est_analysis.repro.workspace import Workspace, find_workspace
+from est_analysis.repro.workspace import find_workspace
 from est_analysis.data import load_corpus
 from est_analysis.schedule import PRESETS
+from est_analysis.stats import paired, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
@@ -82,30 +85,39 @@ class _Trainer:
         self.workspace = find_workspace()
         self.workspace.results.mkdir(parents=True, exist_ok=True)
         self.path = self.workspace.results / f"{study}.csv"
-        ladder = self.workspace.results / "ladder.csv"
-        recorded = read_results(ladder) if ladder.exists() else pd.DataFrame(columns=["scale", "run_dir"])
-        self.ladder = {r["run_dir"]: r for r in recorded[recorded["scale"] == scale].to_dict("records")}
+        self.recorded: dict[str, dict] = {}  # run directory -> (file, its recorded row)
+        for source in (f"{study}.csv", "ladder.csv"):  # the ladder's row of a run it shares wins
+            path = self.workspace.results / source
+            rows = read_results(path) if path.exists() else pd.DataFrame(columns=["scale", "run_dir"])
+            for row in rows[rows["scale"] == scale].to_dict("records"):
+                if not isinstance(row.get("reused_from"), str):  # the run's own row (empty
+                    # in the CSV), not a reuse of another file's
+                    self.recorded[row["run_dir"]] = (source, row)
         self.rows: list[dict] = []
         self.curves: list[pd.DataFrame] = []
+        curves = self.workspace.results / "control_curves.csv"
+        self.recorded_curves = (read_results(curves).query("scale == @scale") if curves.exists()
+                                else pd.DataFrame(columns=["group", "arm", "seed"]))
         self.bar = tqdm(desc=f"{study} at {scale}", unit="run", disable=not progress)
 
-    def record(self, spec: RunSpec) -> tuple[dict, RunDir | None]:
-        """The run's summary and provenance, and its directory (None: read from the ladder)."""
+    def record(self, spec: RunSpec) -> tuple[dict, RunDir | None, str]:
+        """The run's summary and provenance, its directory (None: read from a results file),
+        and the file it was read from ('' when trained or reused from its directory)."""
         out = RunDir(self.workspace.runs / self.scale / spec.key)
-        known = self.ladder.get(self.workspace.recorded(out.path))
+        source, known = self.recorded.get(self.workspace.recorded(out.path), ("", None))
         if not out.finished and known is not None:
-            return known, None
-        return ensure_trained(spec, out, self.progress, self.fingerprint), out
+            return known, None, source
+        return ensure_trained(spec, out, self.progress, self.fingerprint), out, ""
 
     def __call__(self, group: str, arm: str, config: TrainConfig, curve: bool = False) -> dict:
         spec = RunSpec(arm, config)
-        record, out = self.record(spec)
+        record, out, source = self.record(spec)
         c = config.resolved()
         row = {"study": self.study, "scale": self.scale, "group": group, "arm": arm,
                "seed": c.seed, "model": record["model"], "params": record["params"],
                "preset": c.preset, "method": c.method, "lr": c.lr, "lr_schedule": c.lr_schedule,
                "warmup_fraction": c.warmup_fraction, "train_fraction": c.train_fraction,
-               "rates": "/".join(",".join(f"{p:g}" for p in r) for r in config.schedule().rates)
+               "rates": "/".join(",".join(f"{p:g}" for p in r) for r in c.schedule().rates)
                if c.method == "est" else "", "steps": record["steps"], **run_length(config, record),
                "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
                "train_wall_s": record["train_wall_s"]}
@@ -116,8 +128,13 @@ class _Trainer:
             if curve:
                 self.curves.append(metrics[["step", "train_loss", "val_loss"]].assign(
                     scale=self.scale, group=group, arm=arm, seed=c.seed))
+        elif curve:  # read back with its row: keep its recorded curve
+            old = self.recorded_curves
+            self.curves.append(old[(old["group"] == group) & (old["arm"] == arm) & (old["seed"] == c.seed)])
+        if out is None and source != "ladder.csv":  # this study's own row: keep what it measured
+            row |= {k: record[k] for k in ("best_val_loss", "best_val_step") if k in record}
         row |= {"run_dir": record["run_dir"] if out is None else self.workspace.recorded(out.path),
-                "reused_from": "ladder.csv" if out is None else "",
+                "reused_from": "ladder.csv" if source == "ladder.csv" else "",
                 **{k: record[k] for k in ("commit", "config_hash", "device", "machine", "torch")}}
         self.rows.append(row)
         upsert_rows(self.path, pd.DataFrame(self.rows), self.scale)
@@ -193,3 +210,52 @@ def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
     RUNNERS[study](train, at, spec)
     train.bar.close()
     return read_results(train.path).query("scale == @scale")
+
+
+def _compare(a: pd.DataFrame, b: pd.DataFrame, column: str = "final_val_loss") -> dict:
+    """a - b on `column`, paired by seed (the seeds both have) and by Welch (all of each)."""
+    pairs = a.set_index("seed")[column].to_frame("a").join(b.set_index("seed")[column].rename("b"),
+                                                           how="inner")
+    d, w = paired(pairs["a"], pairs["b"]), welch(a[column], b[column])
+    return {"seeds": len(pairs), "loss": a[column].mean(), "versus_loss": b[column].mean(),
+            "diff": d.estimate, "diff_low": d.low, "diff_high": d.high, "p_paired": d.p,
+            "p_welch": w.p, "flops_ratio": a["total_flops"].mean() / b["total_flops"].mean()}
+
+
+def study_summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per group, each arm against its references, paired by seed (Welch beside it):
+    EST against Original and the compute-matched Original (width, lr); each ablation variant
+    against Original and EST of the same seeds, with the share of EST's gap it carries; the
+    control's EST arms against Original on the final and the best validation loss."""
+    lines = []
+    arm = lambda g, name: g[g["arm"] == name]  # noqa: E731
+    study = rows["study"].iloc[0]
+    reference = rows[rows["group"] == "reference"]
+    for group, g in rows.groupby("group", sort=False):
+        if study in ("width", "lr") and not arm(g, "EST").empty:
+            for versus in ("Original at EST's FLOPs", "Original"):
+                if not arm(g, versus).empty:
+                    lines.append({"group": group, "arm": "EST", "versus": versus,
+                                  **_compare(arm(g, "EST"), arm(g, versus))})
+        elif study == "ablation" and group != "reference" and not arm(reference, "EST").empty:
+            variant = g.iloc[0]["arm"]
+            gap = _compare(arm(reference, "EST"), arm(reference, "Original"))["diff"]
+            for versus in ("Original", "EST"):
+                line = {"group": group, "arm": variant, "versus": versus,
+                        **_compare(g, arm(reference, versus))}
+                if versus == "Original":
+                    line["share_of_est_gap"] = line["diff"] / gap
+                lines.append(line)
+        elif study == "control":
+            for name in ("EST", "EST-ONE-STAGE"):
+                for column in ("final_val_loss", "best_val_loss"):
+                    if not arm(g, name).empty and not arm(g, "Original").empty:
+                        lines.append({"group": group, "arm": name, "versus": "Original",
+                                      "measure": column,
+                                      **_compare(arm(g, name), arm(g, "Original"), column)})
+            original = arm(g, "Original")
+            if not original.empty:
+                lines.append({"group": group, "arm": "Original", "versus": "its best",
+                              "measure": "final - best val loss", "seeds": len(original),
+                              "diff": (original["final_val_loss"] - original["best_val_loss"]).mean()})
+    return pd.DataFrame(lines)

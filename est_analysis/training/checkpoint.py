@@ -3,6 +3,8 @@ back with a clear error when a file is truncated, corrupted or from an incompati
 
 from __future__ import annotations
 
+import errno
+import shutil
 from pathlib import Path
 
 import torch
@@ -15,7 +17,27 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
-    atomic_write(path, lambda f: torch.save(state, f))
+    """Write `state` atomically; a full disk (torch reports it as a failed write) is one
+    OSError naming the file, with the partial file removed and the previous one intact."""
+    path = Path(path)
+    try:
+        atomic_write(path, lambda f: torch.save(state, f))
+    except (OSError, RuntimeError) as err:
+        if not _disk_full(err, path):
+            raise
+        free = shutil.disk_usage(path.parent).free
+        raise OSError(f"no space left on the device writing {path} "
+                      f"({free // 2**20} MiB free): the partial file was removed and the "
+                      "previous checkpoint is intact; free some space, then resume with "
+                      "--resume") from None
+
+
+def _disk_full(err: BaseException, path: Path) -> bool:
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    # torch's zip writer reports a short write as "... failed writing file ... unexpected pos"
+    return "unexpected pos" in str(err) or "No space left" in str(err) or (
+        "failed writing" in str(err) and shutil.disk_usage(path.parent).free < 2**20)
 
 
 def load_checkpoint(path: str | Path) -> dict:

@@ -8,7 +8,6 @@ Fields left None take the value of the scale's recipe (`recipes.py`).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,9 @@ from typing import Any
 import yaml
 
 from est_analysis.data import TokenData, load_data
+from est_analysis.domains import (BOOLEAN, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE,
+                                  POSITIVE_INT, POSITIVE_OR_INF, PROBABILITY, UNIT, FINITE,
+                                  check_fields)
 from est_analysis.methods import METHODS, SubnetPolicy, build_policy
 from est_analysis.model_config import ModelConfig
 from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rates
@@ -30,9 +32,10 @@ RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flo
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
-    """A config field with its help text; `cli` may give `choices`, `parse` (text -> value),
-    `flag` (the option's name, default --field-name) and `repeat` (a flag given many times,
-    each NAME=VALUE, collected into a mapping)."""
+    """A config field with its help text; `cli` may give its `domain` (est_analysis.domains:
+    how a flag, a YAML value or a Python value is parsed and checked), `choices`, `parse`
+    (text -> value), `flag` (the option's name, default --field-name) and `repeat` (a flag
+    given many times, each NAME=VALUE, collected into a mapping)."""
     return field(default=default, metadata={"help": help, **cli})
 
 
@@ -73,29 +76,29 @@ class TrainConfig:
                                    "SentencePiece *.model); the corpus is then prepared once "
                                    "into the cache. Default: a BPE trained on the corpus")
     train_fraction: float = option(1.0, "train on only this leading fraction of the training "
-                                   "split, in (0, 1] (a small data set: overfitting studies)")
-    steps: int | None = option(None, "total training steps")
-    seed: int = option(0, "seed of the initialisation, data order and subnets")
+                                   "split, in (0, 1] (a small data set: overfitting studies)", domain=UNIT)
+    steps: int | None = option(None, "total training steps", domain=POSITIVE_INT)
+    seed: int = option(0, "seed of the initialisation, data order and subnets", domain=NONNEGATIVE_INT)
     batch_size: int | None = option(None, "sequences per micro-batch (global: split across "
-                                    "processes under --nproc / torchrun)")
-    grad_accum: int | None = option(None, "micro-batches per optimizer step")
-    seq_len: int | None = option(None, "tokens per sequence")
-    lr: float | None = option(None, "peak learning rate")
+                                    "processes under --nproc / torchrun)", domain=POSITIVE_INT)
+    grad_accum: int | None = option(None, "micro-batches per optimizer step", domain=POSITIVE_INT)
+    seq_len: int | None = option(None, "tokens per sequence", domain=POSITIVE_INT)
+    lr: float | None = option(None, "peak learning rate", domain=POSITIVE)
     lr_schedule: str | None = option(None, "learning-rate schedule (appendix A)",
                                      choices=LR_SCHEDULES)
-    warmup_fraction: float | None = option(None, "linear warmup, as a fraction of the run")
-    min_lr_ratio: float | None = option(None, "final learning rate as a fraction of the peak")
-    weight_decay: float = option(0.1, "AdamW weight decay of matrices and embeddings")
-    beta1: float = option(0.9, "AdamW beta1")
-    beta2: float = option(0.95, "AdamW beta2")
-    grad_clip: float = option(1.0, "gradient-norm clipping threshold")
-    eval_every: int | None = option(None, "validate the full model every N steps")
-    eval_batches: int | None = option(None, "fixed validation batches per evaluation")
+    warmup_fraction: float | None = option(None, "linear warmup, as a fraction of the run", domain=FRACTION)
+    min_lr_ratio: float | None = option(None, "final learning rate as a fraction of the peak", domain=PROBABILITY)
+    weight_decay: float = option(0.1, "AdamW weight decay of matrices and embeddings", domain=NONNEGATIVE)
+    beta1: float = option(0.9, "AdamW beta1", domain=FRACTION)
+    beta2: float = option(0.95, "AdamW beta2", domain=FRACTION)
+    grad_clip: float = option(1.0, "gradient-norm clipping threshold (inf: no clipping)", domain=POSITIVE_OR_INF)
+    eval_every: int | None = option(None, "validate the full model every N steps", domain=POSITIVE_INT)
+    eval_batches: int | None = option(None, "fixed validation batches per evaluation", domain=POSITIVE_INT)
     ckpt_every: int | None = option(None, "write checkpoint.pt every N steps (also at every "
-                                    "stage boundary and the end)")
+                                    "stage boundary and the end)", domain=POSITIVE_INT)
     snapshot_every: int | None = option(None, "keep a model snapshot every N steps in "
                                         "snapshots/ (one is always kept at each stage "
-                                        "boundary), for `est diagnose` trajectories")
+                                        "boundary), for `est diagnose` trajectories", domain=POSITIVE_INT)
     inactive_params: str = option("dense", "optimizer treatment of parameters outside the "
                                   "subnet (est_analysis.training.optimizer)", choices=INACTIVE_MODES)
     precision: str = option("auto", "autocast precision of the forward pass; fp16 adds a "
@@ -103,13 +106,24 @@ class TrainConfig:
                             choices=PRECISIONS)
     compile: bool = option(False, "torch.compile each transformer block (a few graphs per "
                            "stage, est_analysis.training.compiled); use the same setting for "
-                           "every method you compare")
+                           "every method you compare", domain=BOOLEAN)
     tensorboard: bool = option(False, "also write metrics.csv's columns as TensorBoard scalars "
-                               "to RUN/tensorboard (view: tensorboard --logdir RUN)")
+                               "to RUN/tensorboard (view: tensorboard --logdir RUN)", domain=BOOLEAN)
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
-    threads: int | None = option(None, "torch CPU threads")
+    threads: int | None = option(None, "torch CPU threads", domain=POSITIVE_INT)
     peak_flops: float | None = option(None, "the device's peak FLOP/s at this precision, for the "
-                                      "mfu column (default: looked up for known GPUs)")
+                                      "mfu column (default: looked up for known GPUs)", domain=POSITIVE)
+
+    def __post_init__(self) -> None:
+        """Every value parsed into its domain: YAML's `lr: 1e-3` (text to PyYAML) is a number,
+        `compile: "no"` is false, and a bad value is named with its field and range."""
+        check_fields(self)
+        for f in dataclasses.fields(self):
+            choices, value = f.metadata.get("choices"), getattr(self, f.name)
+            if choices and value is not None and value not in choices:
+                raise ValueError(f"{f.name}={value!r}; choose one of {', '.join(choices)}")
+        self.stages = _boundaries(self.stages)
+        self.rates = _rates(self.rates)
 
     def resolved(self) -> "TrainConfig":
         """Recipe values filled in for the fields left None, then validated."""
@@ -121,33 +135,16 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        positive = ("steps", "batch_size", "grad_accum", "seq_len", "eval_every", "eval_batches",
-                    "ckpt_every", "snapshot_every")
-        for name in positive:
-            value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name}={value!r} must be a positive integer")
-        if not (isinstance(self.train_fraction, (int, float)) and 0 < self.train_fraction <= 1):
-            raise ValueError(f"train_fraction={self.train_fraction!r} must be in (0, 1]")
-        if self.lr is not None and not (self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr={self.lr} must be a positive number")
+        """Checks between fields (each field's own domain is checked on construction)."""
         if (self.stages is None) != (self.rates is None):
             raise ValueError("stages and rates go together: a custom schedule needs both "
                              "(--stages and --rates)")
-        if self.method not in METHODS:
-            raise ValueError(f"method={self.method!r}; choose one of {METHODS}")
         if self.method_options is not None and not isinstance(self.method_options, dict):
             raise ValueError(f"method_options={self.method_options!r} must be a mapping of "
                              "option names to values")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision={self.precision!r}; choose one of {PRECISIONS}")
-        if self.peak_flops is not None and not (self.peak_flops > 0 and math.isfinite(self.peak_flops)):
-            raise ValueError(f"peak_flops={self.peak_flops} must be a positive number of FLOP/s")
         if self.data is not None and (self.tokenizer is not None or self.corpus != "shakespeare"):
             raise ValueError("--data names prepared tokens; it goes without --corpus and "
                              "--tokenizer (prepare the corpus with `est data prepare` instead)")
-        if self.inactive_params not in INACTIVE_MODES:
-            raise ValueError(f"inactive_params={self.inactive_params!r}; choose one of {INACTIVE_MODES}")
 
     def load_data(self, progress: bool = False) -> TokenData:
         """The run's tokens (`--data`, `--corpus` with `--tokenizer`, or `--corpus` alone)."""
@@ -208,3 +205,30 @@ class TrainConfig:
                              f"valid fields are {sorted(valid)}")
         fields.update({k: v for k, v in overrides.items() if v is not None})
         return TrainConfig(**fields)
+
+
+def _boundaries(value: Any) -> list[float] | None:
+    """`stages` as a list of numbers, from a list or its text (0.2,0.5,1); `Schedule` checks
+    their order and range."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return parse_boundaries(value)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValueError(f"stages={value!r} must be a list of stage boundaries, e.g. [0.2, 0.5, 1]")
+    return [FINITE.parse(b, f"stages[{i}]") for i, b in enumerate(value)]
+
+
+def _rates(value: Any) -> list[list[float]] | None:
+    """`rates` as (p_H, p_M, p_L) per stage, from lists or their text (`Schedule` checks that
+    each is in (0, 1])."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return [list(t) for t in parse_rates(value)]
+    if (not isinstance(value, (list, tuple)) or not value
+            or not all(isinstance(r, (list, tuple)) and len(r) == 3 for r in value)):
+        raise ValueError(f"rates={value!r} must be one [p_H, p_M, p_L] per stage, e.g. "
+                         "[[0.5, 0.5, 0.5], [0.5, 0.5, 1], [1, 1, 1]]")
+    return [[FINITE.parse(p, f"rates[{i}][{j}]") for j, p in enumerate(r)]
+            for i, r in enumerate(value)]

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from est_analysis.cost.flops import step_flops
 from est_analysis.data import TokenData, check_fits, fixed_batches, step_batch
-from est_analysis.io import atomic_write_text, check_writable_dir
+from est_analysis.io import atomic_write_text, check_writable_dir, exclusive_lock
 from est_analysis.loss import Batch, batch_loss, evaluate, token_loss
 from est_analysis.methods import SubnetPolicy
 from est_analysis.models import Decoder, build_model, get_config
@@ -33,6 +33,9 @@ from est_analysis.subnet import Subnet
 from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
 from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.config import TrainConfig
+from est_analysis.training.device import resolve_device
+from est_analysis.training.memory import (check_memory, is_out_of_memory, out_of_memory_message,
+                                         training_bytes)
 from est_analysis.training.distributed import DistContext, init_from_env, shutdown
 from est_analysis.training.index_generator import IndexGenerator
 from est_analysis.training.lr import lr_at
@@ -43,6 +46,12 @@ from est_analysis.training.run_dir import RunDir
 from est_analysis.training.throughput import device_peak_flops, mfu, tokens_per_s
 
 INIT_SALT = 2  # separates the initialisation from the other draws seeded by the run's seed
+# settings that the advice after a divergence names: they may change when a run is resumed,
+# and each change is recorded in the run's config history (config.yaml, the checkpoint)
+ADJUSTABLE_ON_RESUME = ("lr", "warmup_fraction")
+# a training loss above this many times ln(vocabulary) (the loss of a uniform prediction, about
+# what a new model scores) means the run has diverged, even while it is still finite
+DIVERGED_LOSS_RATIO = 2.0
 
 
 class TrainingError(RuntimeError):
@@ -65,16 +74,14 @@ class Run:
     wall_s: float = 0.0  # training seconds so far (evaluation excluded)
     cum_flops: int = 0
     val_loss: float = math.nan  # the last validation loss
+    history: list[dict] = dataclasses.field(default_factory=list)  # settings changed on resume
+    checkpoint_step: int | None = None  # step of checkpoint.pt, None before the first
 
     @property
     def inactive_mode(self) -> str:
         return self.policy.inactive_mode or self.cfg.inactive_params
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def init_seed(seed: int) -> int:
@@ -93,25 +100,56 @@ def eval_steps(config: TrainConfig, boundaries: tuple[int, ...]) -> set[int]:
 
 def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
           progress: bool = True) -> Path:
-    """Train one run into `out_dir` (see `RunDir` for the files it writes)."""
+    """Train one run into `out_dir` (see `RunDir` for the files it writes). The directory is
+    locked for the whole run; a start that fails before its first step leaves nothing behind,
+    so the same command can simply be run again."""
     cfg = config.resolved()
     out = RunDir(out_dir)
     if not resume and out.has_run:
         raise TrainingError(f"{out.path} already holds a run: pass --resume to continue it, or "
                             "choose a new --out")
+    if resume and not out.checkpoint.exists():
+        raise TrainingError(f"cannot resume {out.path}: {out.why_no_checkpoint()}")
     check_writable_dir(out.path)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     context = init_from_env(resolve_device(cfg.device))
+    created = _first_missing(out.path)
     try:
-        run = _start(cfg, out, resume, context, progress)
-        _loop(run, context, progress and context.is_main)
-        if context.is_main:
-            _write_summary(run, context)
-        context.barrier()
+        with _lock(out, context):
+            run = None
+            try:
+                run = _start(cfg, out, resume, context, progress)
+                _loop(run, context, progress and context.is_main)
+            except BaseException as err:
+                if context.is_main and not resume and (run is None or run.step == 0):
+                    out.remove_failed_start(created)
+                if is_out_of_memory(err):
+                    raise TrainingError(out_of_memory_message(cfg, run, err)) from None
+                raise
+            if context.is_main:
+                _write_summary(run, context)
+            context.barrier()
     finally:
         shutdown(context)
     return out.path
+
+
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of `path` that does not exist yet (what a start creates)."""
+    if path.exists():
+        return None
+    while not path.parent.exists():
+        path = path.parent
+    return path
+
+
+def _lock(out: RunDir, context: DistContext):
+    """The run directory's lock, held by the main process (the other DDP ranks share its run)."""
+    if not context.is_main:
+        return nullcontext()
+    out.path.mkdir(parents=True, exist_ok=True)
+    return exclusive_lock(out.lock, f"run directory {out.path}")
 
 
 def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
@@ -124,11 +162,14 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
                          f"(block_size={model_config.block_size})")
     check_fits(data.train, cfg.batch_size, cfg.seq_len, "training")
     check_fits(data.val, cfg.batch_size, cfg.seq_len, "validation")
+    check_memory(training_bytes(model_config, max(1, cfg.batch_size // context.world_size),
+                                cfg.seq_len), context.device,
+                 f"training {model_config.name} on micro-batches of {cfg.batch_size} x {cfg.seq_len}",
+                 "lower --batch-size (and raise --grad-accum to keep the step's tokens) or use "
+                 "a smaller --model")
     policy = cfg.policy(model_config)
-    state = None
-    if resume and out.checkpoint.exists():
-        state = load_checkpoint(out.checkpoint)
-        _check_compatible(state, cfg, data.fingerprint, out.checkpoint)
+    state = load_checkpoint(out.checkpoint) if resume else None
+    history = _resumed_history(state, cfg, data.fingerprint, out.checkpoint) if state else []
     start = state["step"] if state else 0
     torch.manual_seed(init_seed(cfg.seed))
     # the model as it was after step start - 1 (a growth step grows it in the loop)
@@ -136,7 +177,8 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
     optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
     precision = resolved_precision(cfg.precision, context.device)
     peak = cfg.peak_flops or device_peak_flops(context.device, precision)
-    run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak)
+    run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak,
+              history=history, checkpoint_step=start if state else None)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -200,6 +242,11 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
     train_loss = 0.0
     for micro in range(cfg.grad_accum):
         x, y = step_batch(run.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
+        if int(torch.maximum(x.max(), y.max())) >= run.model.config.vocab_size:
+            raise TrainingError(f"the training data ({run.data.corpus}) holds token id "
+                                f"{int(torch.maximum(x.max(), y.max()))} at step {step}, outside "
+                                f"the vocabulary of {run.model.config.vocab_size}: it was "
+                                "tokenized with another tokenizer; prepare it again")
         last = micro == cfg.grad_accum - 1  # DDP reduces gradients once, after the last
         with trained.no_sync() if context.active and not last else nullcontext():
             with autocast(cfg.precision, device):
@@ -208,14 +255,8 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
             run.scaler.scale(loss / cfg.grad_accum).backward()
         train_loss += loss.item() / cfg.grad_accum
     train_loss = context.mean(train_loss)
-    if not math.isfinite(train_loss):
-        checkpoint = run.out.checkpoint
-        raise TrainingError(
-            f"non-finite training loss ({train_loss}) at step {step} (stage "
-            f"{run.policy.schedule.stage_at(step) + 1}, rates {tuple(run.policy.rates(step))}, "
-            f"lr {lr:.3g}); stopped. The last good checkpoint "
-            f"{'is ' + str(checkpoint) if checkpoint.exists() else 'does not exist yet'}; "
-            "lower --lr or raise warmup before resuming")
+    if not math.isfinite(train_loss) or train_loss > DIVERGED_LOSS_RATIO * math.log(run.model.config.vocab_size):
+        raise TrainingError(_diverged(run, step, lr, train_loss))
     run.scaler.unscale_(run.optimizer)  # clip the true gradients
     torch.nn.utils.clip_grad_norm_(run.model.parameters(), cfg.grad_clip)
     optimizer_step(run.model, run.optimizer, subnet, run.inactive_mode,
@@ -223,6 +264,32 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
     run.scaler.update()
     run.optimizer.zero_grad(set_to_none=True)
     return lr, train_loss
+
+
+def _diverged(run: Run, step: int, lr: float, train_loss: float) -> str:
+    """Roll checkpoint.pt back to the last one whose weights still gave a sane loss, and say
+    how to resume from it. A checkpoint written after step `step - 1` holds the weights that
+    gave this loss: it is replaced by the one before it (`RunDir.previous_checkpoint`)."""
+    out = run.out
+    if run.checkpoint_step == step:
+        if out.previous_checkpoint.exists():
+            out.previous_checkpoint.replace(out.checkpoint)
+        else:
+            out.checkpoint.unlink(missing_ok=True)
+    size = ("non-finite" if not math.isfinite(train_loss) else
+            f"above {DIVERGED_LOSS_RATIO:g} ln(vocabulary) = "
+            f"{DIVERGED_LOSS_RATIO * math.log(run.model.config.vocab_size):.3g}")
+    what = (f"training loss {train_loss:.4g} ({size}) at step {step} (stage "
+            f"{run.policy.schedule.stage_at(step) + 1}, rates {tuple(run.policy.rates(step))}, "
+            f"lr {lr:.3g}): the run diverged and stopped")
+    if not out.checkpoint.exists():
+        again = "train it again" if step == 0 else f"remove {out.path} and train it again"
+        return (f"{what}; no checkpoint from before the divergence exists: {again} with a "
+                "lower --lr or a longer --warmup-fraction")
+    good = load_checkpoint(out.checkpoint)["step"]
+    return (f"{what}. The last good checkpoint is {out.checkpoint} (step {good}): resume it "
+            f"with a lower learning rate, e.g. `est train --out {out.path} --resume --lr "
+            f"{run.cfg.lr / 10:g}` (--lr and --warmup-fraction may change on resume)")
 
 
 def _metrics_row(run: Run, step: int, flops: int, lr: float, train_loss: float,
@@ -245,7 +312,7 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
     atomic_write_text(run.out.config, yaml.safe_dump(
         {**dataclasses.asdict(run.cfg), "model_config": run.policy.config.to_dict(),
          "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
-         "world_size": context.world_size}, sort_keys=False))
+         "world_size": context.world_size, "config_history": run.history}, sort_keys=False))
     log = MetricsLog(run.out.metrics, keep_steps_before=run.step,
                      tensorboard_dir=run.out.path / "tensorboard" if run.cfg.tensorboard else None)
     run.val_loss = log.last_val_loss
@@ -270,11 +337,18 @@ def _save_progress(run: Run) -> None:
     if done in boundaries or (cfg.snapshot_every and done % cfg.snapshot_every == 0):
         _save_snapshot(run, done)
     if done % cfg.ckpt_every == 0 or done == cfg.steps or done in boundaries:
-        save_checkpoint(run.out.checkpoint, {
+        out = run.out
+        if out.checkpoint.exists() and done < cfg.steps:  # kept until this one has proved good
+            out.checkpoint.replace(out.previous_checkpoint)
+        save_checkpoint(out.checkpoint, {
             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
             "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
-            "config": dataclasses.asdict(cfg), "data_fingerprint": run.data.fingerprint,
+            "config": dataclasses.asdict(cfg), "config_history": run.history,
+            "data_fingerprint": run.data.fingerprint,
             "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
+        run.checkpoint_step = done
+        if done == cfg.steps:
+            out.previous_checkpoint.unlink(missing_ok=True)
 
 
 def _save_snapshot(run: Run, step: int) -> None:
@@ -307,12 +381,22 @@ def _warm_up(model: Decoder, batch: Batch) -> None:
     model.zero_grad(set_to_none=True)
 
 
-def _check_compatible(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> None:
+def _resumed_history(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> list[dict]:
+    """The run's config history, extended by this resume's changes: only the settings a
+    diverged run is advised to change (`ADJUSTABLE_ON_RESUME`) may differ from the checkpoint."""
     differences = TrainConfig(**state["config"]).differences(cfg)
-    if differences:
-        listed = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in differences.items())
+    fixed = {k: v for k, v in differences.items() if k not in ADJUSTABLE_ON_RESUME}
+    if fixed:
+        listed = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in fixed.items())
         raise TrainingError(f"cannot resume from {path}: the config differs ({listed}). "
-                            "Resume with the original settings or start a new --out")
+                            "Resume with the original settings (`est train --out RUN --resume` "
+                            "reads them from the run) or start a new --out; only "
+                            f"{', '.join(ADJUSTABLE_ON_RESUME)} may change on resume")
     if state.get("data_fingerprint") != fingerprint:
         raise TrainingError(f"cannot resume from {path}: it was trained on a different corpus or "
                             "tokenizer than the one loaded now")
+    history = list(state.get("config_history", []))
+    if differences:
+        history.append({"step": state["step"],
+                        "changed": {k: [a, b] for k, (a, b) in differences.items()}})
+    return history

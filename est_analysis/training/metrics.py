@@ -1,6 +1,6 @@
 """`metrics.csv`: one row per training step, flushed as it is written. On resume the rows of
-steps after the checkpoint are dropped (atomically) so that the file matches an
-uninterrupted run. `--tensorboard` writes the same rows as TensorBoard scalars too."""
+steps after the checkpoint, and any row torn by a crash mid-write, are dropped (atomically) so
+that the file matches an uninterrupted run. `--tensorboard` writes the same rows as TensorBoard scalars too."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ class MetricsLog:
         kept = []
         if keep_steps_before > 0 and self.path.exists():
             with self.path.open(newline="") as f:
-                kept = [r for r in csv.DictReader(f) if int(r["step"]) < keep_steps_before]
+                kept = [r for r in csv.DictReader(f) if _complete(r) and int(r["step"]) < keep_steps_before]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
@@ -55,3 +55,15 @@ class MetricsLog:
         self._file.close()
         if self._tensorboard is not None:
             self._tensorboard.close()
+
+
+def _complete(row: dict) -> bool:
+    """A whole row: every column present and a step and training loss that parse (a row torn
+    by a crash mid-write is never kept on resume)."""
+    if None in row or any(row.get(c) is None for c in COLUMNS):
+        return False
+    try:
+        int(row["step"]), float(row["train_loss"])
+    except ValueError:
+        return False
+    return True

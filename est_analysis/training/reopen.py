@@ -15,6 +15,7 @@ from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.models.hf import load_hf_model
 from est_analysis.training.checkpoint import CheckpointError, load_checkpoint
 from est_analysis.training.config import TrainConfig
+from est_analysis.training.device import resolve_device
 from est_analysis.training.run_dir import checkpoint_file
 
 
@@ -41,6 +42,7 @@ class TrainedRun:
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
     """`path` is a run directory, its checkpoint.pt or a snapshot file, or a local HF model
     directory (GPT2LMHeadModel or LlamaForCausalLM, e.g. from `est export`)."""
+    device = resolve_device(device) if isinstance(device, str) else device
     if is_hf_dir(path):
         return _load_hf(Path(path), device)
     checkpoint = checkpoint_file(path)

@@ -2,6 +2,9 @@
 
     metrics.csv      one row per step (`metrics.py`)
     checkpoint.pt    model, optimizer and progress, for exact resume
+    checkpoint.previous.pt  the checkpoint before it, kept until the run has trained past the
+                     newer one (a divergence rolls back to it); removed when the run finishes
+    .lock            held by the process training the run (names it)
     config.yaml      the resolved config, model config and stage boundaries
     summary.json     final validation loss, FLOPs, wall time (written at the end)
     provenance.json  commit, config hash, machine (written by `est repro`)
@@ -14,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -34,6 +38,8 @@ class RunDir:
 
     metrics = property(lambda self: self.path / "metrics.csv")
     checkpoint = property(lambda self: self.path / "checkpoint.pt")
+    previous_checkpoint = property(lambda self: self.path / "checkpoint.previous.pt")
+    lock = property(lambda self: self.path / ".lock")
     config = property(lambda self: self.path / "config.yaml")
     summary = property(lambda self: self.path / "summary.json")
     provenance = property(lambda self: self.path / "provenance.json")
@@ -64,11 +70,34 @@ class RunDir:
 
     @property
     def has_run(self) -> bool:
-        return self.metrics.exists()
+        return self.metrics.exists() or self.checkpoint.exists()
 
     @property
     def finished(self) -> bool:
         return self.summary.exists()
+
+    def why_no_checkpoint(self) -> str:
+        """Why there is nothing to resume here, and what to do instead."""
+        if not self.path.is_dir():
+            return f"{self.path} does not exist: train without --resume to start the run"
+        if not self.has_run:
+            return (f"{self.path} holds no run (no checkpoint.pt, no metrics.csv): train without "
+                    "--resume to start one, or give the directory of the run to continue")
+        return (f"{self.path} has no checkpoint.pt (the run stopped before its first checkpoint, "
+                "or it was deleted), so it cannot continue exactly: remove the directory (or "
+                "choose a new --out) and train from the start")
+
+    def remove_failed_start(self, created: Path | None) -> None:
+        """Remove what a start that failed before its first step wrote: the directories it
+        created (`created`, the outermost), else only the run's own files."""
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+            return
+        for path in (self.config, self.metrics, self.checkpoint, self.previous_checkpoint,
+                     self.lock):
+            path.unlink(missing_ok=True)
+        for directory in (self.snapshot_dir, self.path / "tensorboard"):
+            shutil.rmtree(directory, ignore_errors=True)
 
     def read_metrics(self) -> pd.DataFrame:
         if not self.metrics.exists():

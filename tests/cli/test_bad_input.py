@@ -23,6 +23,11 @@ TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 RATES = ".5,.5,1/1,1,1"
 
 
+def _train(*flags: str):
+    """A case that trains into $TMP/out with `flags`."""
+    return lambda tmp: [*TRAIN, *flags, "--out", str(tmp / "out")]
+
+
 def _user_corpus(tmp: Path, text: str) -> str:
     (tmp / "corpus").mkdir(exist_ok=True)
     (tmp / "corpus" / "a.txt").write_text(text)
@@ -67,25 +72,25 @@ def _yaml(tmp: Path, text: str) -> list[str]:
 
 # (what is wrong, how to build the command in a temporary directory, the message expected)
 BAD_INPUTS = [
-    ("rate <= 0", lambda t: [*TRAIN, "--stages", "0.5,1", "--rates", "0,.5,1/1,1,1", "--out", str(t / "out")],
+    ("rate <= 0", _train("--stages", "0.5,1", "--rates", "0,.5,1/1,1,1"),
      r"stage 1: p_H=0.0 is outside \(0, 1\]"),
-    ("rate > 1", lambda t: [*TRAIN, "--stages", "0.5,1", "--rates", ".5,.5,1.5/1,1,1", "--out", str(t / "out")],
+    ("rate > 1", _train("--stages", "0.5,1", "--rates", ".5,.5,1.5/1,1,1"),
      r"stage 1: p_L=1.5 is outside \(0, 1\]"),
-    ("non-increasing stage boundaries", lambda t: [*TRAIN, "--stages", "0.6,0.3,1", "--rates",
-                                                   ".5,.5,.5/.5,.5,1/1,1,1", "--out", str(t / "out")],
+    ("non-increasing stage boundaries", _train("--stages", "0.6,0.3,1", "--rates",
+                                                   ".5,.5,.5/.5,.5,1/1,1,1"),
      "must be strictly increasing"),
     ("last boundary != total steps", lambda t: [*TRAIN, "--steps", "30", "--stages", "10,20", "--rates", RATES,
                                                 "--out", str(t / "out")],
      "the last stage boundary 20 must equal the total steps 30"),
-    ("N*p not an integer", lambda t: [*TRAIN, "--stages", "0.5,1", "--rates", ".3,.5,1/1,1,1", "--out", str(t / "out")],
+    ("N*p not an integer", _train("--stages", "0.5,1", "--rates", ".3,.5,1/1,1,1"),
      r"p_H .* rate 0.3 x 4 units = 1.2 is not a whole number of units"),
-    ("stages without rates", lambda t: [*TRAIN, "--stages", "0.5,1", "--out", str(t / "out")],
+    ("stages without rates", _train("--stages", "0.5,1"),
      "stages and rates go together"),
-    ("unknown preset", lambda t: [*TRAIN, "--preset", "est-gtp2", "--out", str(t / "out")],
+    ("unknown preset", _train("--preset", "est-gtp2"),
      "argument --preset: invalid choice: 'est-gtp2'"),
-    ("unknown model", lambda t: [*TRAIN, "--model", "gpt5", "--out", str(t / "out")],
+    ("unknown model", _train("--model", "gpt5"),
      "unknown model 'gpt5'; choose one of"),
-    ("unknown method", lambda t: [*TRAIN, "--method", "raptr2", "--out", str(t / "out")],
+    ("unknown method", _train("--method", "raptr2"),
      "argument --method: invalid choice: 'raptr2'"),
     ("missing corpus path", lambda t: [*TRAIN, "--corpus", str(t / "nowhere"), "--out", str(t / "out")],
      "is neither a built-in corpus .* nor an existing file or directory"),
@@ -115,12 +120,12 @@ BAD_INPUTS = [
     ("corpus smaller than one batch", lambda t: [*TRAIN, "--corpus", _user_corpus(t, "tiny text " * 40),
                                                  "--out", str(t / "out")],
      r"split has \d+ tokens, fewer than one batch"),
-    ("sequence longer than the context", lambda t: [*TRAIN, "--seq-len", "4096", "--out", str(t / "out")],
+    ("sequence longer than the context", _train("--seq-len", "4096"),
      "seq_len=4096 exceeds the context of gpt2-smoke"),
-    ("zero steps", lambda t: [*TRAIN, "--steps", "0", "--out", str(t / "out")],
-     "steps=0 must be a positive integer"),
-    ("negative learning rate", lambda t: [*TRAIN, "--lr", "-1", "--out", str(t / "out")],
-     "lr=-1.0 must be a positive number"),
+    ("zero steps", _train("--steps", "0"),
+     "argument --steps: '0' must be an integer >= 1"),
+    ("negative learning rate", _train("--lr", "-1"),
+     "argument --lr: '-1' must be a finite number > 0"),
     ("output path is a file", lambda t: [*TRAIN, "--out", str(Path(t.joinpath("f").write_text("x") and t / "f") / "run")],
      "is a file; choose another --out"),
     ("non-writable output directory", lambda t: [*TRAIN, "--out", "/proc/est-run"],
@@ -144,30 +149,210 @@ BAD_INPUTS = [
                                                        "--estimator", "pyhessian", "--batches", "2"],
      "--estimator pyhessian takes one batch"),
     ("zero Hessian batches", lambda t: ["hessian", "trace", str(_trained(t)), "--batches", "0"],
-     "argument --batches: 0 must be a positive integer"),
-    ("NaN/inf training loss", lambda t: [*TRAIN, "--lr", "1e30", "--out", str(t / "out")],
-     r"non-finite training loss \(nan\) at step \d+ .* lower --lr"),
-    ("bad efficiency (est cost)", lambda t: ["cost", "--efficiency", "1.5"], r"--efficiency 1.5 must be in \(0, 1\]"),
+     "argument --batches: '0' must be an integer >= 1"),
+    ("NaN/inf training loss", _train("--lr", "1e30"),
+     r"training loss nan \(non-finite\) at step \d+ .* the run diverged .* lower --lr"),
+    ("bad efficiency (est cost)", lambda t: ["cost", "--efficiency", "1.5"],
+     r"argument --efficiency: '1.5' must be a finite number in \(0, 1\]"),
+    # issue #25: every option checked against its domain, resume that cannot continue exactly
+    ("negative gradient clipping", _train("--grad-clip", "-1"),
+     r"argument --grad-clip: '-1' must be a finite number > 0 \(or inf\)"),
+    ("zero gradient clipping", _train("--grad-clip", "0"),
+     r"argument --grad-clip: '0' must be"),
+    ("negative weight decay", _train("--weight-decay", "-0.1"),
+     "argument --weight-decay: '-0.1' must be a finite number >= 0"),
+    ("negative warmup", _train("--warmup-fraction", "-0.1"),
+     r"argument --warmup-fraction: '-0.1' must be a finite number in \[0, 1\)"),
+    ("NaN warmup", _train("--warmup-fraction", "nan"),
+     "argument --warmup-fraction: 'nan' must be"),
+    ("final LR ratio above 1", _train("--min-lr-ratio", "2"),
+     r"argument --min-lr-ratio: '2' must be a finite number in \[0, 1\]"),
+    ("beta2 of 1", _train("--beta2", "1"),
+     r"argument --beta2: '1' must be a finite number in \[0, 1\)"),
+    ("negative seed", _train("--seed", "-5"),
+     "argument --seed: '-5' must be an integer >= 0"),
+    ("fractional batch size", _train("--batch-size", "2.5"),
+     "argument --batch-size: '2.5' must be an integer >= 1"),
+    ("negative threads", _train("--threads", "-1"),
+     "argument --threads: '-1' must be an integer >= 1"),
+    ("train fraction of 0", _train("--train-fraction", "0"),
+     r"argument --train-fraction: '0' must be a finite number in \(0, 1\]"),
+    ("CUDA device without CUDA", _train("--device", "cuda"),
+     "device='cuda': CUDA is not available on this machine"),
+    ("unknown device", _train("--device", "tpu7"),
+     "device='tpu7' is not a device: use auto, cpu, cuda, cuda:N or mps"),
+    ("method option of the wrong type", _train("--method", "layer-drop", "--method-option",
+                                                   "theta=abc"),
+     r"layer-drop option theta='abc' must be a finite number in \(0, 1\]"),
+    ("method option out of range", _train("--method", "staged", "--method-option",
+                                              "grow_at=1"),
+     r"staged option grow_at=1 must be a finite number in \(0, 1\)"),
+    ("model too large for the memory", lambda t: [*TRAIN, "--model", "gpt2-124m", "--batch-size", "2500",
+                                                  "--out", str(t / "out")],
+     r"needs about [\d.]+ GiB of memory .* is available on cpu; lower --batch-size"),
+    ("YAML number as text", lambda t: _yaml(t, "seed: abc\n"), "seed='abc' must be an integer >= 0"),
+    ("YAML boolean as text", lambda t: _yaml(t, "compile: maybe\n"), "compile='maybe' must be true or false"),
+    ("YAML stages of the wrong type", lambda t: _yaml(t, "stages: 5\nrates: 1\n"),
+     r"stages=5 must be a list of stage boundaries"),
+    ("YAML rates of the wrong shape", lambda t: _yaml(t, "stages: [0.5, 1]\nrates: [[1, 1], [1, 1, 1]]\n"),
+     r"rates=.* must be one \[p_H, p_M, p_L\] per stage"),
+    ("YAML value outside its choices", lambda t: _yaml(t, "lr_schedule: cosin\n"),
+     "lr_schedule='cosin'; choose one of"),
+    ("resume a directory that holds no run", lambda t: [*TRAIN, "--out", str(_empty(t)), "--resume"],
+     "holds no run .* train without --resume"),
+    ("resume a run whose checkpoint is gone", lambda t: [*TRAIN, "--steps", "12", "--out",
+                                                        str(_without_checkpoint(t)), "--resume"],
+     "has no checkpoint.pt .* cannot continue exactly"),
+    ("resume an exported HF directory", lambda t: [*TRAIN, "--out", str(_exported(t)), "--resume"],
+     "holds no run"),
+    ("token id outside the vocabulary (--data)", lambda t: [*TRAIN, "--data", str(_bad_ids(t)), "--out", str(t / "out")],
+     r"val\.bin holds token id 9000, outside the vocabulary of \d+"),
+    ("meta.json field of the wrong type", lambda t: [*TRAIN, "--data", str(_meta_edited(t, vocab_size="600")),
+                                                     "--out", str(t / "out")],
+     "vocab_size='600' must be an integer"),
+    ("est data prepare into a user's non-empty directory", lambda t: [
+        "data", "prepare", _user_corpus(t, "words " * 500), "--tokenizer", str(_tokenizer(t)),
+        "--out", str(_users_dir(t))],
+     r"is not empty \(tokenizer.json, train.bin\) and holds no preparation of ours"),
+    ("est data describe: ids outside the vocabulary", lambda t: [
+        "data", "describe", str(_nanogpt(t, [1, 2, 9000])), "--tokenizer", str(_tokenizer(t))],
+     r"train\.bin holds token id 9000, outside the tokenizer's vocabulary"),
+    ("est data describe: empty val.bin", lambda t: [
+        "data", "describe", str(_nanogpt(t, [1, 2, 3], val=[])), "--tokenizer", str(_tokenizer(t))],
+     r"val\.bin is 0 bytes: not a whole, non-empty array"),
+    ("est hessian on CUDA without CUDA", lambda t: ["hessian", "trace", str(_trained(t)), "--device", "cuda"],
+     "device='cuda': CUDA is not available"),
+    ("est hessian batch too large for the memory", lambda t: ["hessian", "trace", str(_trained(t)),
+                                                              "--batch-size", "100000"],
+     r"a Hessian-vector product on batches of 100000 x 64 tokens needs about [\d.]+ GiB"),
+    ("est hessian negative tolerance", lambda t: ["hessian", "trace", str(t), "--tol", "-0.1"],
+     "argument --tol: '-0.1' must be a finite number > 0"),
+    ("est hessian negative seed", lambda t: ["hessian", "eigen", str(t), "--seed", "-1"],
+     "argument --seed: '-1' must be an integer >= 0"),
+    ("est landscape one point", lambda t: ["landscape", "slice", str(t), "--points", "1"],
+     "argument --points: '1' must be an integer >= 2"),
+    ("est landscape zero span", lambda t: ["landscape", "slice", str(t), "--span", "0"],
+     "argument --span: '0' must be a finite number > 0"),
+    ("est landscape negative margin", lambda t: ["landscape", "interpolate", str(t), str(t), "--margin", "-1"],
+     "argument --margin: '-1' must be a finite number >= 0"),
+    ("est diagnose negative seed", lambda t: ["diagnose", "regularizer", str(t), "--seed", "-2"],
+     "argument --seed: '-2' must be an integer >= 0"),
+    ("est cost negative C_H : C_M", lambda t: ["cost", "--head-mlp-ratio", "-1"],
+     "argument --head-mlp-ratio: '-1' must be a finite number > 0"),
+    ("est cost search too large", lambda t: ["cost", "search", "--target-saving", "0.25", "--stage-counts", "12"],
+     r"--stage-counts 12 .* schedules to price, more than 5e\+06: use fewer stages"),
+    ("est cost search saving of 1.5", lambda t: ["cost", "search", "--target-saving", "1.5"],
+     r"argument --target-saving: '1.5' must be a finite number in \[0, 1\)"),
+    ("est eval gold out of range", lambda t: ["eval", str(t), "--task", "q=choice:" + _task(t, [
+        {"query": "a", "choices": [" b", " c"], "gold": 2}])],
+     "gold=2 must be the index of the right choice, an integer from 0 to 1"),
+    ("est eval empty task file", lambda t: ["eval", str(t), "--task", "q=choice:" + _task(t, [])],
+     "holds no records"),
 ]
 
 
-def run_case(build, tmp: Path) -> tuple[int, str]:
+def _empty(tmp: Path) -> Path:
+    (tmp / "empty").mkdir()
+    return tmp / "empty"
+
+
+def _without_checkpoint(tmp: Path) -> Path:
+    run = _trained(tmp)
+    (run / "checkpoint.pt").unlink()
+    return run
+
+
+def _exported(tmp: Path) -> Path:
+    assert main(["export", str(_trained(tmp)), "--to", str(tmp / "hf")]) == 0
+    return tmp / "hf"
+
+
+def _tokenizer(tmp: Path) -> Path:
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
+    from tokenizers.pre_tokenizers import ByteLevel
+    from tokenizers.trainers import BpeTrainer
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
+    tokenizer.train_from_iterator(["some words of text"] * 50, trainer=BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=ByteLevel.alphabet()))
+    tokenizer.save(str(tmp / "tok.json"))
+    return tmp / "tok.json"
+
+
+def _nanogpt(tmp: Path, train: list[int], val: list[int] = (3, 0)) -> Path:
+    import numpy as np
+    (tmp / "nano").mkdir(exist_ok=True)
+    np.array(train, dtype=np.uint16).tofile(tmp / "nano" / "train.bin")
+    np.array(val, dtype=np.uint16).tofile(tmp / "nano" / "val.bin")
+    return tmp / "nano"
+
+
+def _bad_ids(tmp: Path) -> Path:
+    import numpy as np
+    nano = _nanogpt(tmp, [1, 2, 3] * 400, [4, 5, 6] * 400)
+    assert main(["data", "describe", str(nano), "--tokenizer", str(_tokenizer(tmp))]) == 0
+    ids = np.array([4, 5, 6] * 400, dtype=np.uint16)
+    ids[-2] = 9000  # changed after it was described
+    ids.tofile(nano / "val.bin")
+    return nano
+
+
+def _meta_edited(tmp: Path, **fields) -> Path:
+    import json
+    nano = _nanogpt(tmp, [1, 2, 3] * 400, [4, 5, 6] * 400)
+    assert main(["data", "describe", str(nano), "--tokenizer", str(_tokenizer(tmp))]) == 0
+    meta = json.loads((nano / "meta.json").read_text())
+    (nano / "meta.json").write_text(json.dumps(meta | fields))
+    return nano
+
+
+def _users_dir(tmp: Path) -> Path:
+    (tmp / "u").mkdir()
+    (tmp / "u" / "train.bin").write_text("mine")
+    (tmp / "u" / "tokenizer.json").write_text("{}")
+    return tmp / "u"
+
+
+def _task(tmp: Path, records: list[dict]) -> str:
+    import json
+    (tmp / "task.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return str(tmp / "task.jsonl")
+
+
+def run_case(build, tmp: Path) -> tuple[int, str, list[str]]:
+    """(exit status, last line of stderr, the command) of a case."""
     err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()):  # what the set-up prints
+        argv = build(tmp)
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         try:
-            code = main(build(tmp))
+            code = main(argv)
         except SystemExit as exit_:  # argparse's own errors
             code = exit_.code
-    return code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else ""
+    return code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "", argv
 
 
 def readme_row(what: str, line: str, tmp: Path) -> str:
-    return f"| {what} | `{line.replace(str(tmp), '$TMP').replace('|', '/')}` |"
+    """The README's row of a case: temporary paths as $TMP, this machine's free memory as N."""
+    line = re.sub(r"[\d.]+ GiB is available", "N GiB is available", line.replace(str(tmp), "$TMP"))
+    return f"| {what} | `{line.replace('|', '/')}` |"
+
+
+def subcommand(argv: list[str]) -> str:
+    """`est train`, `est data prepare`, ...: what a case's command runs (the README groups
+    the cases by it)."""
+    return "est " + " ".join([argv[0]] + [a for a in argv[1:2] if a in SUBCOMMANDS])
+
+
+SUBCOMMANDS = {"prepare", "describe", "trace", "eigen", "density", "slice", "interpolate",
+               "sharpness", "search", "paper", "regularizer", "transitions", "dynamics", "curvature"}
 
 
 @pytest.mark.parametrize("what, build, message", BAD_INPUTS, ids=[c[0] for c in BAD_INPUTS])
 def test_bad_input(tmp_path, what, build, message):
-    code, line = run_case(build, tmp_path)
+    code, line, _ = run_case(build, tmp_path)
     assert code == 2, line
     assert "error:" in line and "Traceback" not in line
     assert re.search(message, line), line
@@ -178,8 +363,11 @@ def test_bad_input(tmp_path, what, build, message):
 
 
 if __name__ == "__main__":
-    print("| bad input | what `est` prints (exit status 2) |\n|---|---|")
+    groups: dict[str, list[str]] = {}
     for what, build, _ in BAD_INPUTS:
         with tempfile.TemporaryDirectory() as tmp:
-            _, line = run_case(build, Path(tmp))
-        print(readme_row(what, line, Path(tmp)))
+            _, line, argv = run_case(build, Path(tmp))
+            groups.setdefault(subcommand(argv), []).append(readme_row(what, line, Path(tmp)))
+    for command, rows in groups.items():
+        print(f"\n**`{command}`**\n\n| bad input | what `est` prints (exit status 2) |\n|---|---|")
+        print("\n".join(rows))

@@ -65,7 +65,7 @@ def test_cost_reproduces_the_paper_figure(capsys):
     (["--stages", "0.5,1", "--rates", ".5,.5,2/1,1,1"], r"p_L=2.0 is outside \(0, 1\]"),
     (["--stages", "0.5,1", "--rates", ".3,.5,1/1,1,1"], "not a whole number"),
     (["--stages", "20000,140000", "--rates", ".5,.5,1/1,1,1", "--steps", "150000"], "must equal"),
-    (["--efficiency", "1.5"], "must be in"),
+    (["--efficiency", "1.5"], r"must be a finite number in \(0, 1\]"),
 ])
 def test_cost_rejects_bad_schedules(capsys, args, message):
     assert main(["cost", *args]) == 2

@@ -118,9 +118,48 @@ def test_bad_data_directories_are_refused_with_the_fix(corpus, tokenizer_path, t
     nano.mkdir()
     np.array([1, 2, 5000, 0], dtype=np.uint16).tofile(nano / "train.bin")
     np.array([3, 0], dtype=np.uint16).tofile(nano / "val.bin")
+    with pytest.raises(PreparedDataError, match="token id 5000, outside the tokenizer's vocabulary of 600"):
+        describe(nano, tokenizer_path)
+    assert not (nano / "meta.json").exists()
+
+
+def test_every_token_id_is_checked_not_a_prefix(corpus, tokenizer_path, tmp_path):
+    # an id past the first 1 Mi tokens of train.bin, or anywhere in val.bin, is found at
+    # describe time; files changed after it are read again when loaded
+    nano = tmp_path / "nanogpt"
+    nano.mkdir()
+    train_ids = np.ones(3 << 20, dtype=np.uint16)
+    train_ids[-5] = 5000
+    train_ids.tofile(nano / "train.bin")
+    np.array([3, 0], dtype=np.uint16).tofile(nano / "val.bin")
+    with pytest.raises(PreparedDataError, match="train.bin holds token id 5000"):
+        describe(nano, tokenizer_path)
+    train_ids[-5] = 1
+    train_ids.tofile(nano / "train.bin")
     describe(nano, tokenizer_path)
-    with pytest.raises(PreparedDataError, match="token id 5000, outside the vocabulary of 600"):
+    assert json.loads((nano / "meta.json").read_text())["max_token_id"] == 3
+    np.array([3, 7000], dtype=np.uint16).tofile(nano / "val.bin")  # changed after describe
+    with pytest.raises(PreparedDataError, match="val.bin holds token id 7000, outside the vocabulary of 600"):
         load_prepared(nano)
+
+
+def test_prepare_never_overwrites_a_users_files(corpus, tokenizer_path, tmp_path):
+    mine = tmp_path / "u"
+    mine.mkdir()
+    (mine / "train.bin").write_text("mine")
+    (mine / "tokenizer.json").write_text("{}")
+    with pytest.raises(PreparedDataError, match="is not empty .*train.bin.* holds no preparation of ours"):
+        prepare(str(corpus), tokenizer_path, mine, progress=False)
+    assert (mine / "train.bin").read_text() == "mine" and (mine / "tokenizer.json").read_text() == "{}"
+    assert sorted(p.name for p in mine.iterdir()) == ["tokenizer.json", "train.bin"]
+
+
+def test_meta_json_fields_of_the_wrong_type_are_named(corpus, tokenizer_path, tmp_path):
+    out = prepare(str(corpus), tokenizer_path, tmp_path / "p", progress=False)
+    meta = json.loads((out / "meta.json").read_text())
+    (out / "meta.json").write_text(json.dumps(meta | {"vocab_size": "600"}))
+    with pytest.raises(PreparedDataError, match="vocab_size='600' must be an integer"):
+        load_prepared(out)
 
 
 def test_nanogpt_files_described_then_trained_on_and_reopened(corpus, tokenizer_path, tmp_path):
@@ -173,3 +212,15 @@ def test_processes_preparing_one_directory_take_turns(corpus, tokenizer_path, tm
         assert worker.exitcode == 0
     for name in ("train.bin", "val.bin", "meta.json"):
         assert (tmp_path / "shared" / name).read_bytes() == (alone / name).read_bytes()
+
+
+def test_a_full_disk_while_preparing_names_the_directory_and_removes_the_partial_files(
+        corpus, tokenizer_path, tmp_path, monkeypatch):
+    import errno
+
+    def full_disk(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(prepared, "_write_batch", full_disk)
+    with pytest.raises(PreparedDataError, match=f"no space left on the device writing {tmp_path / 'p'}"):
+        prepare(str(corpus), tokenizer_path, tmp_path / "p", progress=False)
+    assert not list((tmp_path / "p").glob("*.partial")) and not (tmp_path / "p" / prepared.STATE).exists()

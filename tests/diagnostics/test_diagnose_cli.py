@@ -63,4 +63,4 @@ def test_bad_input_gets_one_line(est_run, original_run, capsys, args, message):
 def test_option_values_are_checked_by_the_parser(est_run, capsys):
     assert main(["diagnose", "regularizer", str(est_run), "--samples", "0"]) == 2
     err = capsys.readouterr().err.splitlines()
-    assert err[-1] == "est diagnose regularizer: error: argument --samples: 0 must be a positive integer"
+    assert err[-1] == "est diagnose regularizer: error: argument --samples: '0' must be an integer >= 1"

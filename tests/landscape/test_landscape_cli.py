@@ -49,8 +49,8 @@ def test_interpolation_ends_at_both_checkpoints_and_sharpness_grows_with_eps(run
 
 
 @pytest.mark.parametrize("args, message", [
-    (["slice", "--points", "1"], "--points 1"),
-    (["slice", "--span", "0"], "--span 0"),
+    (["slice", "--points", "1"], "--points: '1' must be an integer >= 2"),
+    (["slice", "--span", "0"], "--span: '0' must be a finite number > 0"),
     (["sharpness", "--eps", "big"], "--eps 'big'"),
     (["sharpness", "--eps", "0"], "eps=0"),
     (["interpolate", "{llama}"], "different architectures"),
@@ -59,4 +59,4 @@ def test_bad_input_gets_one_line(runs, capsys, args, message):
     args = [a.format(llama=runs / "llama") for a in args]
     assert main(["landscape", args[0], str(runs / "est"), "--no-progress", *args[1:]]) == 2
     err = capsys.readouterr().err
-    assert message in err and err.startswith("est landscape: error:") and err.count("\n") == 1
+    assert message in err and err.startswith("est landscape") and err.count("\n") == 1

@@ -80,3 +80,48 @@ def test_lr_study_varies_the_peak_lr_and_swaps_schedules(workspace):
     assert set(swapped["lr_schedule"]) == {"linear"} and set(swapped["model"]) == {"llama-smoke"}
     cosine = rows[rows["group"] == "gpt2, warmup + cosine"]
     assert set(cosine["lr_schedule"]) == {"cosine"} and (cosine["warmup_fraction"] > 0).all()
+
+
+def test_a_study_resumes_from_its_own_results_without_its_run_directories(workspace):
+    first = study("control", workspace)
+    curves = pd.read_csv(workspace / "control_curves.csv")
+    shutil.rmtree(workspace.parent / "runs")  # a fresh checkout: results, no runs
+    again = study("control", workspace)
+    assert not (workspace.parent / "runs").exists()  # nothing retrained
+    pd.testing.assert_frame_equal(again, first)
+    pd.testing.assert_frame_equal(pd.read_csv(workspace / "control_curves.csv"), curves)
+
+
+def test_study_summaries_pair_arms_by_seed(workspace):
+    from est_analysis.repro.studies import study_summary
+    from est_analysis.stats import paired
+    rows = study("ablation", workspace)
+    summary = study_summary(rows)
+    heads = summary[(summary["arm"] == "EST, heads only") & (summary["versus"] == "Original")].iloc[0]
+    by_seed = rows.set_index(["arm", "seed"])["final_val_loss"]
+    expected = paired(by_seed["EST, heads only"].sort_index(), by_seed["Original"].sort_index())
+    assert heads["diff"] == pytest.approx(expected.estimate) and heads["seeds"] == 2
+    assert heads["p_paired"] == pytest.approx(expected.p, nan_ok=True)
+    est_gap = (by_seed["EST"] - by_seed["Original"]).mean()
+    assert heads["share_of_est_gap"] == pytest.approx(expected.estimate / est_gap)
+    assert set(summary["arm"]) == {f"EST, {v}" for v in ("heads only", "neurons only",
+                                                         "depth then width", "width then depth")}
+
+
+def test_an_ablation_at_the_scales_own_length_records_its_rates(workspace, monkeypatch):
+    # at the recipe's length a run leaves `steps` None (it is the tables' own run): the row's
+    # rates must come from the resolved config (the regime ablation at 300 tokens/param)
+    import est_analysis.repro.studies as studies
+    from est_analysis.repro.ladder import model_params
+    config = TrainConfig(scale="smoke")
+    own_length = config.resolved().steps * config.tokens_per_step() / model_params(config)
+    real = studies.load_study
+
+    def at_own_length(name, scale):
+        at, spec = real(name, scale)
+        return at | {"tokens_per_param": own_length, "seeds": 1}, spec
+    monkeypatch.setattr(studies, "load_study", at_own_length)
+    rows = study("ablation", workspace)
+    fixed_length = rows[rows["arm"] != "Original at EST's FLOPs"]
+    assert (fixed_length["steps"] == config.resolved().steps).all()
+    assert set(rows.loc[rows["arm"] == "EST, neurons only", "rates"]) == {"1,0.5,0.5/1,0.5,1/1,1,1"}
