@@ -2,7 +2,8 @@
 that no figure in the README is typed by hand. Per table: how far its runs trained (tokens,
 tokens per parameter, passes over the training split) and where they ran, then per label the
 final validation loss over seeds, its difference from the first row's (Original) with Welch's
-95 % interval, and the FLOPs saving. Then the ladder's rungs (`ladder_summary.csv`)."""
+95 % interval, and the FLOPs saving. Then the ladder's rungs (`ladder_summary.csv`) and the
+studies of why EST trails (`repro.studies`), paired by seed."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from est_analysis.repro.runner import read_results
+from est_analysis.repro.studies import study_summary
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.stats import welch
 
@@ -107,6 +109,36 @@ def ladder_table(summary: pd.DataFrame, axis: str) -> str:
     return "\n".join(lines)
 
 
+STUDY_TITLES = {"width": "Why EST trails: width axis (4 layers, head size 8)",
+                "ablation": "Why EST trails: one component sampled at a time",
+                "control": "Why EST trails: positive control (a small slice, many passes)",
+                "lr": "Why EST trails: peak LR and schedule"}
+
+
+def study_table(summary: pd.DataFrame) -> str:
+    """Markdown of `studies.study_summary`: each arm minus its reference, paired by seed (95 %
+    CI and p of the paired t-test) with Welch's p beside it."""
+    share = "share_of_est_gap" in summary
+    measure = "measure" in summary
+    lines = ["| group | arm | minus | " + ("measure | " if measure else "") + "seeds | loss | "
+             "reference loss | difference (95 % CI, paired p) | Welch p | FLOPs ratio |"
+             + (" share of EST's gap |" if share else ""),
+             "|---|---|---|" + ("---|" if measure else "") + "---|---|---|---|---|---|"
+             + ("---|" if share else "")]
+    for _, line in summary.iterrows():
+        diff = f"{line['diff']:+.3f}"
+        if not math.isnan(line.get("p_paired", math.nan)):
+            diff += f" ({line['diff_low']:+.3f}..{line['diff_high']:+.3f}, p {line['p_paired']:.2g})"
+        cells = [line["group"], line["arm"], line["versus"]]
+        cells += [line["measure"]] if measure else []
+        number = lambda name, f: "" if pd.isna(line.get(name)) else format(line[name], f)  # noqa: E731
+        cells += [f"{int(line['seeds'])}", number("loss", ".4f"), number("versus_loss", ".4f"), diff,
+                  number("p_welch", ".2g"), number("flops_ratio", ".3f")]
+        cells += [number("share_of_est_gap", ".0%")] if share else []
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _rows(path: Path, scale: str) -> pd.DataFrame:
     rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
     return rows[rows["scale"] == scale]
@@ -130,6 +162,15 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
             sections.append(f"**{title}** (`results/ladder_summary.csv`; Welch intervals, bootstrap "
                             f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
                             f":\n\n{ladder_table(ladder, axis)}")
+    for study, title in STUDY_TITLES.items():
+        rows = _rows(results_dir / f"{study}.csv", scale)
+        if rows.empty:
+            continue
+        trained = rows[rows["reused_from"].isna()]
+        sections.append(f"**{title}** (`results/{study}.csv`, {len(rows)} runs so far, "
+                        f"{trained['train_wall_s'].sum() / 3600:.2f} core-hours trained for it; "
+                        f"{training_length(rows)}; {provenance(rows)}):\n\n"
+                        f"{study_table(study_summary(rows))}")
     return "\n\n".join(sections) + "\n"
 
 

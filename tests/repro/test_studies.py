@@ -80,6 +80,10 @@ def test_lr_study_varies_the_peak_lr_and_swaps_schedules(workspace):
     assert set(swapped["lr_schedule"]) == {"linear"} and set(swapped["model"]) == {"llama-smoke"}
     cosine = rows[rows["group"] == "gpt2, warmup + cosine"]
     assert set(cosine["lr_schedule"]) == {"cosine"} and (cosine["warmup_fraction"] > 0).all()
+    from est_analysis.repro.summary import summary_markdown
+    markdown = summary_markdown("smoke", workspace)  # the README's form, from the CSV alone
+    assert "**Why EST trails: peak LR and schedule** (`results/lr.csv`, 30 runs so far" in markdown
+    assert "| gpt2, lr 0.001 | EST | Original at EST's FLOPs | 2 |" in markdown
 
 
 def test_a_study_resumes_from_its_own_results_without_its_run_directories(workspace):
