@@ -105,7 +105,7 @@ class _Trainer:
                "seed": c.seed, "model": record["model"], "params": record["params"],
                "preset": c.preset, "method": c.method, "lr": c.lr, "lr_schedule": c.lr_schedule,
                "warmup_fraction": c.warmup_fraction, "train_fraction": c.train_fraction,
-               "rates": "/".join(",".join(f"{p:g}" for p in r) for r in config.schedule().rates)
+               "rates": "/".join(",".join(f"{p:g}" for p in r) for r in c.schedule().rates)
                if c.method == "est" else "", "steps": record["steps"], **run_length(config, record),
                "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
                "train_wall_s": record["train_wall_s"]}
