@@ -338,14 +338,20 @@ def _save_progress(run: Run) -> None:
         _save_snapshot(run, done)
     if done % cfg.ckpt_every == 0 or done == cfg.steps or done in boundaries:
         out = run.out
-        if out.checkpoint.exists() and done < cfg.steps:  # kept until this one has proved good
+        kept = out.checkpoint.exists() and done < cfg.steps  # kept until this one proves good
+        if kept:
             out.checkpoint.replace(out.previous_checkpoint)
-        save_checkpoint(out.checkpoint, {
-            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
-            "config": dataclasses.asdict(cfg), "config_history": run.history,
-            "data_fingerprint": run.data.fingerprint,
-            "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
+        try:
+            save_checkpoint(out.checkpoint, {
+                "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+                "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
+                "config": dataclasses.asdict(cfg), "config_history": run.history,
+                "data_fingerprint": run.data.fingerprint,
+                "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
+        except BaseException:
+            if kept:  # the write failed (a full disk): the previous checkpoint is the run's again
+                out.previous_checkpoint.replace(out.checkpoint)
+            raise
         run.checkpoint_step = done
         if done == cfg.steps:
             out.previous_checkpoint.unlink(missing_ok=True)

@@ -192,12 +192,23 @@ def test_the_runner_restarts_its_own_run_killed_before_a_checkpoint(tmp_path, mo
 def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path, monkeypatch, capsys):
     import torch
 
-    def full_disk(state, f):  # what torch's zip writer raises on a short write
-        f.write(b"partial")
-        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4224 vs 4112")
-    monkeypatch.setattr(torch, "save", full_disk)
-    assert main([*TRAIN, "--steps", "12", "--ckpt-every", "5", "--out", str(tmp_path / "b")]) == 2
+    from est_analysis.training.checkpoint import load_checkpoint
+    real, writes = torch.save, {"checkpoints": 0}
+
+    def full_disk_at_the_second_checkpoint(state, f):
+        if "optimizer" in state:  # a checkpoint, not a snapshot
+            writes["checkpoints"] += 1
+            if writes["checkpoints"] == 2:  # what torch's zip writer raises on a short write
+                f.write(b"partial")
+                raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 4224 vs 4112")
+        real(state, f)
+    monkeypatch.setattr(torch, "save", full_disk_at_the_second_checkpoint)
+    run = tmp_path / "b"
+    assert main([*TRAIN, "--method", "original", "--steps", "12", "--ckpt-every", "4", "--out", str(run)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no space left on the device writing" in err[0]
-    assert f"writing {tmp_path / 'b'}/" in err[0] and "previous checkpoint is intact" in err[0]
-    assert not list((tmp_path / "b").rglob(".*.tmp"))  # the partial file is gone
+    assert f"writing {run / 'checkpoint.pt'}" in err[0] and "previous checkpoint is intact" in err[0]
+    assert not list(run.rglob(".*.tmp"))  # the partial file is gone
+    assert load_checkpoint(run / "checkpoint.pt")["step"] == 4  # and the run can resume from it
+    monkeypatch.undo()
+    assert main([*TRAIN, "--out", str(run), "--resume"]) == 0
