@@ -93,9 +93,8 @@ def run_slice(args: argparse.Namespace) -> None:
 
 
 def run_interpolate(args: argparse.Namespace) -> None:
-    if args.margin < 0:
-        raise ValueError(f"--margin {args.margin} must be >= 0")
-    alphas = _grid(args.points, -args.margin, 1 + args.margin)
+    # both runs themselves (alpha 0 and 1) are always on the line, whatever --points gives
+    alphas = np.union1d(_grid(args.points, -args.margin, 1 + args.margin), [0.0, 1.0])
     run, batches = run_and_batches(args)
     other, _ = run_and_batches(args, args.other)
     table = interpolate(run.model, other.model, batch_loss_fn(batches), alphas,

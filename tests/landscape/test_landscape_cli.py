@@ -42,6 +42,15 @@ def test_interpolation_ends_at_both_checkpoints_and_sharpness_grows_with_eps(run
                  "--points", "3", "--margin", "0", "--no-progress", "--json"]) == 0
     curve = pd.DataFrame(_json(capsys)["table"])
     assert list(curve["alpha"]) == [0.0, 0.5, 1.0]
+    # the default grid (-0.25..1.25 in 21 points, steps of 0.075) misses 0 and 1: added
+    assert main(["landscape", "interpolate", str(runs / "original"), str(runs / "est"),
+                 "--no-progress", "--json"]) == 0
+    curve = pd.DataFrame(_json(capsys)["table"])
+    assert {0.0, 1.0} <= set(curve["alpha"]) and len(curve) == 23
+    assert main(["landscape", "slice", str(runs / "est"), "--points", "3", "--no-progress",
+                 "--json"]) == 0  # alpha 0 of a slice: the run's own weights, the same batch
+    own = pd.DataFrame(_json(capsys)["table"]).set_index("alpha")["loss"][0.0]
+    assert curve.loc[curve["alpha"] == 1.0, "loss"].item() == pytest.approx(own, rel=1e-6)
     assert main(["landscape", "sharpness", str(runs / "est"), "--eps", "1e-4,1e-3",
                  "--steps", "3", "--no-progress", "--json"]) == 0
     small, large = _json(capsys)["table"]
