@@ -39,8 +39,10 @@ def task_config(name: str, kind: str, data_file: Path) -> dict:
                                           "higher_is_better": False},
                                          {"metric": "acc", "aggregation": "mean",
                                           "higher_is_better": True}]}
+    # each choice carries its own leading space, as in the text (" queen"): no delimiter added
     return common | {"output_type": "multiple_choice", "doc_to_text": "{{query}}",
                      "doc_to_choice": "{{choices}}", "doc_to_target": "{{gold}}",
+                     "target_delimiter": "",
                      "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
                                      {"metric": "acc_norm", "aggregation": "mean",
                                       "higher_is_better": True}]}

@@ -22,3 +22,18 @@ def smoke_repro(tmp_path_factory):
     assert main(["repro", "all", "--scale", "smoke", "--runs-root", str(runs), "--results-dir",
                  str(results), "--no-progress"]) == 0
     return runs, results
+
+
+@pytest.fixture(scope="session")
+def sentencepiece_model(tmp_path_factory):
+    """A Llama-style SentencePiece model (BPE, byte fallback, no normalisation) trained on the
+    start of the Shakespeare corpus: 600 pieces, seconds to train."""
+    sentencepiece = pytest.importorskip("sentencepiece")
+    tmp = tmp_path_factory.mktemp("sp")
+    from est_analysis.data import corpus_files
+    (tmp / "text.txt").write_text(corpus_files("shakespeare")[0].read_text()[:200_000])
+    sentencepiece.SentencePieceTrainer.train(input=str(tmp / "text.txt"), model_prefix=str(tmp / "sp"),
+                                             vocab_size=600, model_type="bpe", byte_fallback=True,
+                                             normalization_rule_name="identity",  # as Llama's
+                                             remove_extra_whitespaces=False, minloglevel=2)
+    return tmp / "sp.model"

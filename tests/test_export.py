@@ -18,19 +18,6 @@ TEXT = "Shall I compare thee to a summer's day?\n  Thou art more lovely"
 PLAIN = "Shall I compare thee to a summer's day?\nThou art more lovely and more temperate"
 
 
-@pytest.fixture(scope="module")
-def sentencepiece_model(tmp_path_factory):
-    sentencepiece = pytest.importorskip("sentencepiece")
-    tmp = tmp_path_factory.mktemp("sp")
-    from est_analysis.data import corpus_files
-    (tmp / "text.txt").write_text(corpus_files("shakespeare")[0].read_text()[:200_000])
-    sentencepiece.SentencePieceTrainer.train(input=str(tmp / "text.txt"), model_prefix=str(tmp / "sp"),
-                                             vocab_size=600, model_type="bpe", byte_fallback=True,
-                                             normalization_rule_name="identity",  # as Llama's
-                                             remove_extra_whitespaces=False, minloglevel=2)
-    return tmp / "sp.model"
-
-
 @pytest.mark.parametrize("preset", ["est-gpt2", "est-tinyllama"])
 def test_exported_run_loads_in_transformers_with_our_logits(preset, sentencepiece_model, tmp_path,
                                                             monkeypatch):

@@ -54,6 +54,29 @@ def test_local_tasks_score_as_our_direct_computation(tmp_path, capsys):
     assert scores[("quiz", "acc_norm")] == pytest.approx(right_norm / len(quiz))
 
 
+def test_the_harness_asks_for_each_continuation_exactly_as_the_task_file_writes_it(tmp_path):
+    # the README's format gives each choice its own leading space (" queen"); the harness adds
+    # its target_delimiter (" ") in front unless the task sets it empty, and "  queen" is other
+    # tokens than the text's " queen" (a Llama tokenizer: "▁▁", "queen" against "▁queen")
+    import yaml
+    from lm_eval.tasks import TaskManager
+
+    from est_analysis.harness import task_config
+    records = {"choice": {"query": "The king said to the", "choices": [" queen", " sword"], "gold": 0},
+               "last-word": {"text": "the king said to the queen"}}
+    expected = {"choice": [("The king said to the", " queen"), ("The king said to the", " sword")],
+                "last-word": [("the king said to the", " queen")]}
+    for kind, record in records.items():
+        name = kind.replace("-", "")
+        (tmp_path / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
+        (tmp_path / f"{name}.yaml").write_text(yaml.safe_dump(task_config(name, kind, tmp_path / f"{name}.jsonl")))
+        task = TaskManager(include_path=[str(tmp_path)], include_defaults=False).load_task_or_group([name])[name]
+        doc = next(iter(task.test_docs()))
+        requests = task.construct_requests(doc, task.doc_to_text(doc))
+        requests = requests if isinstance(requests, list) else [requests]
+        assert [r.arguments for r in requests] == expected[kind]
+
+
 def test_bad_task_specs_are_refused(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "q", "choices": ["a"]}\n')
     run = tmp_path / "run"
@@ -64,3 +87,4 @@ def test_bad_task_specs_are_refused(tmp_path):
             from est_analysis.harness import parse_task
             parse_task(spec)
     assert main(["eval", str(run)]) == 2  # no tasks
+
