@@ -52,6 +52,11 @@ def test_local_tasks_score_as_our_direct_computation(tmp_path, capsys):
         right_norm += max(range(3), key=lambda i: ll[i] / len(q["choices"][i])) == q["gold"]
     assert scores[("quiz", "acc")] == pytest.approx(right / len(quiz))
     assert scores[("quiz", "acc_norm")] == pytest.approx(right_norm / len(quiz))
+    # a second evaluation of one task adds to the run's eval.csv instead of replacing it
+    assert main(["eval", str(run), "--task", f"lw=last-word:{tmp_path / 'lw.jsonl'}", "--json"]) == 0
+    capsys.readouterr()
+    merged = pd.read_csv(run / "eval.csv")
+    assert sorted(zip(merged["task"], merged["metric"])) == sorted(scores)
 
 
 def test_the_harness_asks_for_each_continuation_exactly_as_the_task_file_writes_it(tmp_path):

@@ -7,6 +7,8 @@ import json
 import tempfile
 from pathlib import Path
 
+import pandas as pd
+
 from est_analysis.cli.options import add_run_argument, positive_int
 from est_analysis.cli.output import emit_table
 from est_analysis.export import export_run
@@ -57,5 +59,16 @@ def run(args: argparse.Namespace) -> None:
             table = evaluate(model_dir, tasks, args.include, named, args.limit, args.batch_size,
                              args.device)
     table.insert(0, "run", str(args.run))
-    atomic_write_text(out / "eval.json", json.dumps(json.loads(table.to_json(orient="records")), indent=2))
-    emit_table(argparse.Namespace(json=args.json, csv=out / "eval.csv"), table)
+    merged = _merged(out / "eval.csv", table)
+    atomic_write_text(out / "eval.json", json.dumps(json.loads(merged.to_json(orient="records")), indent=2))
+    atomic_write_text(out / "eval.csv", merged.to_csv(index=False))
+    emit_table(argparse.Namespace(json=args.json, csv=None), table)
+
+
+def _merged(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """The results already in `path` with this evaluation's tasks replaced by its rows: each
+    `est eval` adds its tasks to the run's eval.csv instead of replacing the others'."""
+    if not path.exists():
+        return table
+    old = pd.read_csv(path)
+    return pd.concat([old[~old["task"].isin(set(table["task"]))], table], ignore_index=True)
