@@ -18,6 +18,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from unittest import mock
 
 import pandas as pd
 import yaml
@@ -104,6 +105,7 @@ def evaluate(model_dir: str | Path, tasks: list[tuple[str, str, Path]],
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import lm_eval
+    import lm_eval.evaluator
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="est-eval-tasks-") as tmp:
@@ -116,7 +118,11 @@ def evaluate(model_dir: str | Path, tasks: list[tuple[str, str, Path]],
         if unknown:
             raise ValueError(f"unknown task(s) {unknown}; --include {include} defines "
                              f"{sorted(set(manager.all_tasks) - {n for n, _, _ in tasks})}")
-        with contextlib.redirect_stdout(sys.stderr):  # stdout stays clean for --json
+        # stdout stays clean for --json; the harness records the git hash of the current
+        # directory with a bare `git describe`, which prints "fatal: not a git repository"
+        # outside a checkout: the hash is not ours to record, so it is skipped
+        with contextlib.redirect_stdout(sys.stderr), \
+                mock.patch.object(lm_eval.evaluator, "get_git_commit_hash", lambda: None):
             results = lm_eval.simple_evaluate(
                 model="hf", model_args={"pretrained": str(model_dir), "dtype": "float32"},
                 tasks=wanted, task_manager=manager, batch_size=batch_size, device=device,

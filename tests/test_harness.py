@@ -82,6 +82,15 @@ def test_the_harness_asks_for_each_continuation_exactly_as_the_task_file_writes_
         assert [r.arguments for r in requests] == expected[kind]
 
 
+def test_eval_outside_a_git_checkout_prints_no_git_errors(tmp_path, monkeypatch, capfd):
+    run = train(TrainConfig(scale="smoke", steps=4, eval_every=2), tmp_path / "run", progress=False)
+    (tmp_path / "q.jsonl").write_text(json.dumps({"query": "a b", "choices": [" c", " d"], "gold": 0}))
+    monkeypatch.chdir(tmp_path)  # not inside a git repository
+    capfd.readouterr()
+    assert main(["eval", str(run), "--task", f"q=choice:{tmp_path / 'q.jsonl'}", "--json"]) == 0
+    assert "not a git repository" not in capfd.readouterr().err
+
+
 def test_bad_task_specs_are_refused(tmp_path):
     (tmp_path / "bad.jsonl").write_text('{"query": "q", "choices": ["a"]}\n')
     run = tmp_path / "run"
