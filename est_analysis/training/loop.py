@@ -309,8 +309,14 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
     """Write config.yaml and open metrics.csv, keeping the rows before the resumed step."""
     schedule = run.policy.schedule
     run.out.path.mkdir(parents=True, exist_ok=True)
+    fields = dataclasses.asdict(run.cfg)
+    if run.cfg.data is not None:  # --data replaces the corpus: do not name the default one
+        fields["corpus"] = None
+    data = run.data
     atomic_write_text(run.out.config, yaml.safe_dump(
-        {**dataclasses.asdict(run.cfg), "model_config": run.policy.config.to_dict(),
+        {**fields, "data_used": {"source": data.corpus, "fingerprint": data.fingerprint,
+                                 "train_tokens": len(data.train), "val_tokens": len(data.val)},
+         "model_config": run.policy.config.to_dict(),
          "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
          "world_size": context.world_size, "config_history": run.history}, sort_keys=False))
     log = MetricsLog(run.out.metrics, keep_steps_before=run.step,

@@ -5,6 +5,7 @@ never leaves half-written files under their final names; training reads the dire
 import json
 
 import numpy as np
+import yaml
 import pytest
 from tokenizers import Tokenizer
 from tokenizers.decoders import ByteLevel as ByteLevelDecoder
@@ -176,6 +177,10 @@ def test_nanogpt_files_described_then_trained_on_and_reopened(corpus, tokenizer_
                 tmp_path / "run", progress=False)
     assert RunDir(run).read_summary()["final_val_loss"] < np.log(600) + 0.5
     assert load_run(run).data.fingerprint == data.fingerprint
+    recorded = yaml.safe_load((run / "config.yaml").read_text())  # the data actually used
+    assert recorded["corpus"] is None and recorded["data"] == str(nano)
+    assert recorded["data_used"] == {"source": str(nano), "fingerprint": data.fingerprint,
+                                     "train_tokens": len(data.train), "val_tokens": len(data.val)}
     with pytest.raises(ValueError, match="--data names prepared tokens"):
         TrainConfig(scale="smoke", data=str(nano), corpus="cpython-stdlib").resolved()
 
