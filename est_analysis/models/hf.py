@@ -85,7 +85,7 @@ def model_config_from_hf(hf: dict, name: str) -> ModelConfig:
     if kind == "gpt2":
         _require(hf, name, activation_function=("gelu_new", "gelu_pytorch_tanh"),
                  scale_attn_weights=(True,), scale_attn_by_inverse_layer_idx=(False,),
-                 reorder_and_upcast_attn=(False,))
+                 reorder_and_upcast_attn=(False,), tie_word_embeddings=(True,))
         d = hf["n_embd"]
         return ModelConfig(name=name, arch="gpt2", n_layer=hf["n_layer"], n_head=hf["n_head"],
                            n_kv_head=hf["n_head"], d_model=d, d_mlp=hf.get("n_inner") or 4 * d,
@@ -93,9 +93,11 @@ def model_config_from_hf(hf: dict, name: str) -> ModelConfig:
                            norm_eps=hf.get("layer_norm_epsilon", 1e-5))
     if kind == "llama":
         rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
-        if rope.get("rope_type", rope.get("type", "default")) != "default":
-            raise HFModelError(f"{name}: RoPE type {rope.get('rope_type')!r} is not supported "
-                               "(only the default, unscaled RoPE)")
+        for block in (hf.get("rope_parameters") or {}, hf.get("rope_scaling") or {}):  # new, old name
+            kind_of_rope = block.get("rope_type", block.get("type", "default"))
+            if kind_of_rope != "default":
+                raise HFModelError(f"{name}: rope_scaling / RoPE type {kind_of_rope!r} is not "
+                                   "supported (est runs the default, unscaled RoPE)")
         _require(hf, name, hidden_act=("silu",), attention_bias=(False,), mlp_bias=(False,))
         heads = hf["num_attention_heads"]
         if hf.get("head_dim", hf["hidden_size"] // heads) * heads != hf["hidden_size"]:

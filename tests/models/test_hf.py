@@ -77,6 +77,15 @@ def test_unsupported_hf_directories_are_refused(tmp_path):
         (tmp_path / "config.json").write_text(json.dumps(config | change))
         with pytest.raises(HFModelError, match=message):
             load_hf_model(tmp_path)
+    # the issue's case: a rope_scaling block (older transformers' name) named by its type
+    (tmp_path / "config.json").write_text(json.dumps(config | {"rope_scaling": {"type": "dynamic", "factor": 2.0}}))
+    with pytest.raises(HFModelError, match="rope_scaling / RoPE type 'dynamic' is not supported"):
+        load_hf_model(tmp_path)
+    # GPT-2 with a head of its own: est's GPT-2 ties the head, so it would run another function
+    gpt2 = hf_config_dict(get_config("gpt2-smoke"), 0, 0)
+    (tmp_path / "config.json").write_text(json.dumps(gpt2 | {"tie_word_embeddings": False}))
+    with pytest.raises(HFModelError, match="tie_word_embeddings=False is not supported"):
+        load_hf_model(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps(config))
     with pytest.raises(HFModelError, match="holds no weights"):
         load_hf_model(tmp_path)
