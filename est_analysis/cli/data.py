@@ -36,6 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     desc.add_argument("dir", type=Path, metavar="DIR")
     desc.add_argument("--tokenizer", required=True, help="the tokenizer the ids come from")
     desc.add_argument("--dtype", default="uint16", choices=("uint16", "uint32"))
+    desc.add_argument("--copy-tokenizer", action="store_true",
+                      help="also copy the tokenizer's files into DIR (default: meta.json names "
+                           "it by absolute path and hash, and is the only file written)")
     info = actions.add_parser("info", help="show a prepared directory's metadata")
     info.add_argument("dir", type=Path, metavar="DIR")
     info.add_argument("--json", action="store_true", help="print as JSON")
@@ -48,7 +51,7 @@ def run(args: argparse.Namespace) -> None:
         out = prepare(args.corpus, args.tokenizer, args.out, progress=args.progress)
         _show(out, args.json, {"seconds": round(time.perf_counter() - start, 2)})
     elif args.action == "describe":
-        _show(describe(args.dir, args.tokenizer, args.dtype).parent, False)
+        _show(describe(args.dir, args.tokenizer, args.dtype, args.copy_tokenizer).parent, False)
     else:
         _show(args.dir, args.json)
 

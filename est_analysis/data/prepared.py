@@ -219,7 +219,13 @@ def load_prepared(path: str | Path) -> TokenData:
             raise PreparedDataError(f"{file} is {file.stat().st_size} bytes, not a whole number "
                                     f"of {dtype.name} tokens; is meta.json's dtype right?")
         arrays[name] = np.memmap(file, dtype=dtype, mode="r")
-    tokenizer = load_tokenizer(path / meta["tokenizer"])
+    source = path / meta["tokenizer"]  # a name inside the directory, or an absolute path
+    if Path(meta["tokenizer"]).is_absolute() and meta.get("tokenizer_digest") not in (
+            None, tokenizer_digest(source)):
+        raise PreparedDataError(f"{path}: the tokenizer {source} named in meta.json changed since "
+                                "the ids were described; describe them again with the tokenizer "
+                                "they come from")
+    tokenizer = load_tokenizer(source)
     if tokenizer.get_vocab_size() > meta["vocab_size"]:
         raise PreparedDataError(f"{path}: tokenizer {meta['tokenizer']} has "
                                 f"{tokenizer.get_vocab_size()} tokens, meta.json says "
@@ -259,8 +265,11 @@ def max_token_id(tokens: np.ndarray, chunk: int = 1 << 24) -> int:
     return max((int(tokens[i:i + chunk].max()) for i in range(0, len(tokens), chunk)), default=-1)
 
 
-def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> Path:
-    """Write `meta.json` for train.bin/val.bin made elsewhere (e.g. by nanoGPT's prepare.py)."""
+def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16",
+             copy_tokenizer: bool = False) -> Path:
+    """Write `meta.json` for train.bin/val.bin made elsewhere (e.g. by nanoGPT's prepare.py):
+    the only file written into the user's directory, naming the tokenizer by absolute path and
+    hash (checked when loaded), unless `copy_tokenizer` copies its files in beside it."""
     path = Path(path).expanduser()
     bins = [path / "train.bin", path / "val.bin"]
     missing = [str(b) for b in bins if not b.exists()]
@@ -282,7 +291,10 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16") -> 
             raise PreparedDataError(f"{path / name} holds token id {value}, outside the "
                                     f"tokenizer's vocabulary of {tok.get_vocab_size()}: it was "
                                     "made with another tokenizer (or --dtype is wrong)")
-    meta = {**_tokenizer_meta(tok, tokenizer, path, dtype), "train_tokens": bins[0].stat().st_size // itemsize,
+    named = (_tokenizer_meta(tok, tokenizer, path, dtype) if copy_tokenizer else
+             {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
+              "separator_id": separator_id(tok), "tokenizer": str(Path(tokenizer).expanduser().resolve())})
+    meta = {**named, "train_tokens": bins[0].stat().st_size // itemsize,
             "val_tokens": bins[1].stat().st_size // itemsize, "max_token_id": max(largest.values()),
             "bins_digest": _bins_digest(path), **settings, "fingerprint": _digest(settings)}
     return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")

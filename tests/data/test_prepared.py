@@ -171,6 +171,7 @@ def test_nanogpt_files_described_then_trained_on_and_reopened(corpus, tokenizer_
     np.concatenate(ids[:360]).tofile(nano / "train.bin")  # as nanoGPT's prepare.py writes them
     np.concatenate(ids[360:]).tofile(nano / "val.bin")
     assert main(["data", "describe", str(nano), "--tokenizer", str(tokenizer_path)]) == 0
+    assert sorted(p.name for p in nano.iterdir()) == ["meta.json", "train.bin", "val.bin"]  # only
     data = load_prepared(nano)
     assert np.array_equal(data.train, np.concatenate(ids[:360]))
     run = train(TrainConfig(scale="smoke", steps=6, eval_every=3, data=str(nano)),
@@ -183,6 +184,12 @@ def test_nanogpt_files_described_then_trained_on_and_reopened(corpus, tokenizer_
                                      "train_tokens": len(data.train), "val_tokens": len(data.val)}
     with pytest.raises(ValueError, match="--data names prepared tokens"):
         TrainConfig(scale="smoke", data=str(nano), corpus="cpython-stdlib").resolved()
+    other = tmp_path / "other.json"  # the tokenizer named by path changes: refused, not misread
+    other.write_text(tokenizer_path.read_text())
+    describe(nano, other)
+    other.write_text(tokenizer_path.read_text() + "\n")
+    with pytest.raises(PreparedDataError, match="changed since the ids were described"):
+        load_prepared(nano)
 
 
 def test_a_corpus_with_a_pretrained_tokenizer_is_prepared_once_into_the_cache(corpus,
