@@ -13,7 +13,7 @@ import dataclasses
 import json
 import math
 import time
-from contextlib import nullcontext
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -125,7 +125,7 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
                 if context.is_main and not resume and (run is None or run.step == 0):
                     out.remove_failed_start(created)
                 if is_out_of_memory(err):
-                    raise TrainingError(out_of_memory_message(cfg, run, err)) from None
+                    raise TrainingError(out_of_memory_message(cfg, run and run.step, err)) from None
                 raise
             if context.is_main:
                 _write_summary(run, context)
@@ -144,7 +144,7 @@ def _first_missing(path: Path) -> Path | None:
     return path
 
 
-def _lock(out: RunDir, context: DistContext):
+def _lock(out: RunDir, context: DistContext) -> AbstractContextManager:
     """The run directory's lock, held by the main process (the other DDP ranks share its run)."""
     if not context.is_main:
         return nullcontext()

@@ -21,6 +21,7 @@ import torch
 
 from est_analysis.model_config import ModelConfig
 from est_analysis.models import build_model
+from est_analysis.training.config import TrainConfig
 
 BYTES_PER_VALUE = 4
 OPTIMIZER_BYTES_PER_PARAM = 16  # weight, gradient, AdamW exp_avg and exp_avg_sq
@@ -83,11 +84,12 @@ def is_out_of_memory(err: BaseException) -> bool:
                             "not enough memory"))
 
 
-def out_of_memory_message(cfg, run, err: BaseException) -> str:
-    """One line for a run that ran out of memory: where, the estimate, what to change."""
+def out_of_memory_message(cfg: TrainConfig, step: int | None, err: BaseException) -> str:
+    """One line for a run that ran out of memory at `step` (None: at start): where, the
+    micro-batch, what to change."""
     if isinstance(err, MemoryError) and "needs about" in str(err):
         return str(err)  # refused by `check_memory`: already says it all
-    where = "at start" if run is None else f"at step {run.step}"
+    where = "at start" if step is None else f"at step {step}"
     return (f"out of memory {where} (batch {cfg.batch_size} x {cfg.seq_len} tokens per "
             f"micro-batch, {cfg.grad_accum} micro-batches per step): lower --batch-size and raise "
             "--grad-accum to keep the step's tokens, or use a smaller --model")
