@@ -16,7 +16,9 @@ EXAMPLES = """examples:
   est data info data/owt --json
 CORPUS is a built-in name, a .txt/.md/.py/.rst/.jsonl file or a directory of them. The
 tokenizer is a local file or directory (tokenizer.json, vocab.json + merges.txt, *.tiktoken,
-SentencePiece *.model); nothing is downloaded.
+SentencePiece *.model); nothing is downloaded. Each document is encoded as plain text
+(a literal <|endoftext|> stays text) and exactly as if encoded whole; an end-of-document id
+follows it.
 """
 
 
@@ -30,6 +32,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     prep.add_argument("corpus", metavar="CORPUS")
     prep.add_argument("--tokenizer", required=True, help="tokenizer file or directory")
     prep.add_argument("--out", required=True, type=Path, help="output directory")
+    prep.add_argument("--newlines", default="keep", choices=("keep", "lf"),
+                      help="keep line endings as they are (default), or turn CRLF and CR into LF")
     prep.add_argument("--no-progress", dest="progress", action="store_false")
     prep.add_argument("--json", action="store_true", help="print meta.json and timing as JSON")
     desc = actions.add_parser("describe", help="write meta.json beside existing train.bin/val.bin")
@@ -48,7 +52,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> None:
     if args.action == "prepare":
         start = time.perf_counter()
-        out = prepare(args.corpus, args.tokenizer, args.out, progress=args.progress)
+        out = prepare(args.corpus, args.tokenizer, args.out, progress=args.progress,
+                      newlines=args.newlines)
         _show(out, args.json, {"seconds": round(time.perf_counter() - start, 2)})
     elif args.action == "describe":
         _show(describe(args.dir, args.tokenizer, args.dtype, args.copy_tokenizer).parent, False)

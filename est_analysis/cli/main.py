@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 
-from est_analysis.cli import (compare, cost, data, diagnose, downstream, export, hessian,
-                              landscape, listing, plot, repro, train)
-from est_analysis.training import CheckpointError, RunDirError, TrainingError
-
-# name -> the module that adds its parser (its `add_parser`) and runs it
-COMMANDS = {"train": train, "data": data, "compare": compare, "cost": cost, "hessian": hessian,
-            "diagnose": diagnose, "export": export, "eval": downstream, "landscape": landscape, "plot": plot,
-            "repro": repro, "list": listing}
+# name -> the module (in est_analysis.cli) that adds its parser (its `add_parser`) and runs it;
+# only the named command's module is imported, so `est data ...` does not load the whole toolkit
+COMMANDS = {"train": "train", "data": "data", "compare": "compare", "cost": "cost",
+            "hessian": "hessian", "diagnose": "diagnose", "export": "export", "eval": "downstream",
+            "landscape": "landscape", "plot": "plot", "repro": "repro", "list": "listing"}
 
 EXAMPLES = """examples:
   est compare                                   # Original vs EST at cpu scale, a few minutes
@@ -38,16 +36,28 @@ class OneLineErrors(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or only of the one `argv` names."""
     parser = OneLineErrors(
         prog="est", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
         description="Evolving Subnetwork Training (Li et al., ICML 2024): train GPT-2/Llama on "
                     "random subnetworks that grow stage by stage, compare with full training, "
                     "and measure why it works.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS.values():
-        module.add_parser(sub)
+    named = next((a for a in argv or () if not a.startswith("-")), None)
+    for name in [named] if named in COMMANDS else COMMANDS:
+        importlib.import_module(f"est_analysis.cli.{COMMANDS[name]}").add_parser(sub)
     return parser
+
+
+def _errors() -> tuple[type[Exception], ...]:
+    """The errors that are bad input or a fault named in one line: the training package's own
+    where it was imported (it cannot have raised them otherwise)."""
+    errors: tuple[type[Exception], ...] = (ValueError, OSError, MemoryError)
+    if "est_analysis.training" in sys.modules:
+        from est_analysis.training import CheckpointError, RunDirError, TrainingError
+        errors += (TrainingError, CheckpointError, RunDirError)
+    return errors
 
 
 def _warning_line(message, category, filename, lineno, line=None) -> str:
@@ -55,15 +65,18 @@ def _warning_line(message, category, filename, lineno, line=None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(argv).parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed by argparse
         return int(exit_.code or 0)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.argv = argv
     formatwarning, warnings.formatwarning = warnings.formatwarning, _warning_line
     try:
         args.func(args)
-    except (ValueError, OSError, MemoryError, TrainingError, CheckpointError, RunDirError) as err:
+    except Exception as err:
+        if not isinstance(err, _errors()):
+            raise
         print(f"est {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -2,15 +2,22 @@
 (flat uint16 token ids, uint32 when the vocabulary needs it), plus `meta.json` naming the
 dtype, vocabulary, tokenizer file (copied beside them) and a fingerprint.
 
-`prepare` streams: the corpus is read in blocks of at most `BLOCK_CHARS` characters cut at line
-breaks, encoded `BATCH_CHARS` at a time (the tokenizer's own threads use every core) and
-appended to the output, so memory does not depend on the corpus size. It is atomic (the files
-get their names only when complete, `meta.json` last) and resumable (a state file records how
-many blocks are written; a rerun truncates to it and goes on).
+Every document is encoded as plain text and exactly as if encoded whole (`ordinary.py`): a
+special-token string in the text stays text, and a long document is cut into blocks of about
+`BLOCK_CHARS` characters only where the tokenizer cannot join the two sides. Line endings are
+kept as they are (`newlines="lf"` turns CRLF and CR into LF). After each document the
+tokenizer's end-of-document id is written (the only special id in the output).
+
+`prepare` streams: blocks are encoded `BATCH_CHARS` at a time (the tokenizer's threads share
+the cores) and appended to the output, so memory does not depend on the corpus size. It is
+atomic (the files get their names only when complete, `meta.json` last) and resumable (a state
+file records how many blocks are written; a rerun truncates to it and goes on).
 
 The validation split holds out whole documents (a JSONL record, or a text file) at random: a
 hash of (`SPLIT_SEED`, document index) below `VAL_FRACTION`. A corpus of one text file holds
-out blocks instead. Loading memmaps the files and reads only `meta.json`: no corpus hash.
+out blocks instead: it is cut after line breaks, and each block is a document (encoded whole,
+with no separator between blocks). Loading memmaps
+the files and reads only `meta.json`: no corpus hash.
 """
 
 from __future__ import annotations
@@ -20,22 +27,30 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import chain
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
 from est_analysis.data.corpus import corpus_files
-from est_analysis.data.tokenizer_files import (TextTokenizer, load_tokenizer, separator_id,
-                                               tokenizer_digest, tokenizer_files)
+from est_analysis.data.ordinary import OrdinaryEncoder, ordinary_encoder
+from est_analysis.data.tokenizer_files import (
+    TextTokenizer,
+    load_tokenizer,
+    tokenizer_digest,
+    tokenizer_files,
+)
 from est_analysis.data.tokens import SPLIT_SEED, VAL_FRACTION, TokenData
 from est_analysis.io import atomic_write_text, file_lock
 
 FORMAT = "est-prepared-1"
-BLOCK_CHARS = 1 << 18  # a block of text: at most 256 Ki characters, cut at a line break
+BLOCK_CHARS = 1 << 18  # a block of text: about 256 Ki characters, cut where no id changes
+ENCODING = "ordinary text, as if whole"  # part of the fingerprint: how the text became ids
 BATCH_CHARS = 1 << 22  # encoded together: 4 Mi characters, 16 blocks for the threads to share
 SAMPLE_BYTES = 1 << 16  # a file's fingerprint reads its first and last 64 KiB, not all of it
 META, STATE, LOCK = "meta.json", ".prepare-state.json", ".prepare.lock"
@@ -74,48 +89,102 @@ def held_out(doc: int) -> bool:
     return int.from_bytes(h, "little") < VAL_FRACTION * 2**64
 
 
-def blocks(files: list[Path]) -> Iterator[Block]:
-    """The corpus as blocks of text, in order, each tagged with its document."""
-    single_text_file = len(files) == 1 and files[0].suffix != ".jsonl"
+NEWLINES = {"keep": "", "lf": None}  # open()'s newline= for each --newlines choice
+
+
+def blocks(files: list[Path], encoder: OrdinaryEncoder, newlines: str = "keep") -> Iterator[Block]:
+    """The corpus as blocks of text, in order, each tagged with its document (blank documents
+    are skipped)."""
+    if len(files) == 1 and files[0].suffix != ".jsonl":  # one text file: its blocks are documents
+        with files[0].open(encoding="utf-8", errors="replace", newline=NEWLINES[newlines]) as f:
+            pieces = _pieces(_chunks(f, files[0]), _after_line_break)
+            yield from (Block(piece, doc, False) for doc, piece in
+                        enumerate(p for p in pieces if p.strip()))
+        return
     doc = 0
     for path in files:
-        with path.open(encoding="utf-8", errors="replace") as f:  # universal newlines
-            if path.suffix == ".jsonl":
-                for n, line in enumerate(f, 1):
-                    if line.strip():
-                        yield Block(_record_text(path, n, line), doc, True)
-                        doc += 1
-                continue
-            pending, had_text = "", False
-            while chunk := f.read(BLOCK_CHARS):
-                if "\x00" in chunk:
-                    raise ValueError(f"corpus file {path} is not text: it holds NUL bytes; pass "
-                                     "text, or describe token files with `est data describe`")
-                text = pending + chunk
-                cut = text.rfind("\n", 0, BLOCK_CHARS) + 1 or min(len(text), BLOCK_CHARS)
-                pending = text[cut:]
-                if text[:cut].strip():
-                    yield Block(text[:cut], doc, False)
-                    had_text, doc = True, doc + single_text_file
-            if pending.strip():
-                yield Block(pending, doc, False)
-                had_text, doc = True, doc + single_text_file
-            if had_text and not single_text_file:
-                yield Block("", doc, True)
-                doc += 1
+        with path.open(encoding="utf-8", errors="replace", newline=NEWLINES[newlines]) as f:
+            documents = _records(f, path, newlines) if path.suffix == ".jsonl" else [_chunks(f, path)]
+            for chunks in documents:
+                written = False
+                for block in _document(_pieces(chunks, encoder.cut), doc):
+                    written = True
+                    yield block
+                doc += written
 
 
-def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool = True) -> Path:
+def _records(f: TextIO, path: Path, newlines: str) -> Iterator[Iterator[str]]:
+    """The "text" of each non-blank line of a JSONL file."""
+    for n, line in enumerate(f, 1):
+        if line.strip():
+            text = _record_text(path, n, line)
+            yield iter([text.replace("\r\n", "\n").replace("\r", "\n") if newlines == "lf" else text])
+
+
+def _document(pieces: Iterator[str], doc: int) -> Iterator[Block]:
+    """A document's pieces as blocks, the last one marked (its separator follows it); nothing
+    when every piece is blank."""
+    lead = []
+    for piece in pieces:
+        lead.append(piece)
+        if piece.strip():
+            break
+    else:
+        return
+    rest = chain(lead, pieces)
+    previous = next(rest)
+    for piece in rest:
+        yield Block(previous, doc, False)
+        previous = piece
+    yield Block(previous, doc, True)
+
+
+def _chunks(f: TextIO, path: Path) -> Iterator[str]:
+    while chunk := f.read(BLOCK_CHARS):
+        if "\x00" in chunk:
+            raise ValueError(f"corpus file {path} is not text: it holds NUL bytes; pass "
+                             "text, or describe token files with `est data describe`")
+        yield chunk
+
+
+def _pieces(chunks: Iterator[str], cut: Callable[[str, int], tuple[int, int] | None]
+            ) -> Iterator[str]:
+    """A document's text in pieces of about `BLOCK_CHARS` characters, cut where `cut` says (a
+    piece grows until such a point comes)."""
+    pending = ""
+    for chunk in chunks:
+        pending += chunk
+        while len(pending) > BLOCK_CHARS:
+            at = cut(pending, BLOCK_CHARS) or cut(pending, len(pending) - 1)
+            if at is None:
+                break
+            yield pending[:at[0]]
+            pending = pending[at[1]:]
+    if pending:
+        yield pending
+
+
+def _after_line_break(text: str, limit: int) -> tuple[int, int]:
+    """After the last line break before `limit` (or at `limit`): the blocks of one text file."""
+    at = text.rfind("\n", 0, limit) + 1 or limit
+    return at, at
+
+
+def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool = True,
+            newlines: str = "keep") -> Path:
     """Tokenize `corpus` (built-in name, text/JSONL file or directory) with the tokenizer file
-    `tokenizer` into `out`; a no-op when `out` already holds exactly this preparation."""
+    `tokenizer` into `out`; a no-op when `out` already holds exactly this preparation.
+    `newlines`: "keep" the line endings, or turn CRLF and CR into "lf"."""
+    if newlines not in NEWLINES:
+        raise ValueError(f"newlines={newlines!r}: choose one of {', '.join(NEWLINES)}")
     files, out = corpus_files(corpus), Path(out).expanduser()
-    tok = load_tokenizer(tokenizer)  # a bad tokenizer fails before anything is written
-    settings = _settings(files, tokenizer)
+    encoder = ordinary_encoder(tokenizer)  # a bad tokenizer fails before anything is written
+    settings = _settings(files, tokenizer, newlines)
     _check_own_directory(out)
     out.mkdir(parents=True, exist_ok=True)
     with file_lock(out / LOCK):  # processes preparing the same directory (DDP ranks) take turns
         _check_own_directory(out)  # again: another process may have written it meanwhile
-        return _prepare(corpus, files, tok, tokenizer, settings, out, progress)
+        return _prepare(corpus, files, encoder, tokenizer, settings, out, progress)
 
 
 def _check_own_directory(out: Path) -> None:
@@ -131,7 +200,7 @@ def _check_own_directory(out: Path) -> None:
                                 "of ours: choose a new or empty directory (nothing was written)")
 
 
-def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str | Path,
+def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer: str | Path,
              settings: dict, out: Path, progress: bool) -> Path:
     fingerprint = _digest(settings)
     if (out / META).exists():
@@ -141,15 +210,18 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
         raise PreparedDataError(f"{out} already holds prepared data of another corpus or "
                                 f"tokenizer (fingerprint {found}, this one {fingerprint}); "
                                 "choose a new --out")
-    dtype = np.dtype(np.uint16 if tok.get_vocab_size() <= 2**16 else np.uint32)
+    dtype = np.dtype(np.uint16 if encoder.vocab_size <= 2**16 else np.uint32)
     state = _resume_state(out, fingerprint, dtype.itemsize)
     parts = {name: (out / f"{name}.bin.partial").open("ab") for name in ("train", "val")}
     for name, f in parts.items():
         f.truncate(state[f"{name}_tokens"] * dtype.itemsize)
     total_bytes = sum(p.stat().st_size for p in files)
-    bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", disable=not progress)
     try:
-        _stream(files, tok, dtype, parts, state, out, bar)
+        # the encoder's workers start before the progress bar's thread does
+        with encoder, tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare",
+                           disable=not progress) as bar:
+            _stream(blocks(files, encoder, settings["newlines"]), encoder, dtype, parts, state,
+                    out, bar)
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
@@ -163,7 +235,6 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
                                 "files were removed; free some space or choose another --out, "
                                 "then run the same command again") from None
     finally:
-        bar.close()
         for f in parts.values():
             f.close()
     if state["val_tokens"] == 0 or state["train_tokens"] == 0:
@@ -172,7 +243,7 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
                                 f"are held out with probability {VAL_FRACTION}); use more documents")
     for name in ("train", "val"):
         os.replace(out / f"{name}.bin.partial", out / f"{name}.bin")
-    meta = {**_tokenizer_meta(tok, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
+    meta = {**_tokenizer_meta(encoder, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
             "documents": state["documents"], "val_documents": state["val_documents"],
             "max_token_id": state.get("max_token_id", -1), "bins_digest": _bins_digest(out),
             "corpus": str(corpus), "files": len(files), "bytes": total_bytes,
@@ -182,27 +253,27 @@ def _prepare(corpus: str, files: list[Path], tok: TextTokenizer, tokenizer: str 
     return out
 
 
-def _stream(files: list[Path], tok: TextTokenizer, dtype: np.dtype, parts: dict, state: dict,
-            out: Path, bar: tqdm) -> None:
+def _stream(corpus_blocks: Iterator[Block], encoder: OrdinaryEncoder, dtype: np.dtype,
+            parts: dict, state: dict, out: Path, bar: tqdm) -> None:
     """Encode the blocks not yet written, a batch at a time, saving the state after each."""
     batch: list[Block] = []
-    for n, block in enumerate(blocks(files), 1):
+    for n, block in enumerate(corpus_blocks, 1):
         bar.update(len(block.text.encode()))
         if n <= state["blocks"]:
             continue
         batch.append(block)
         if sum(len(b.text) for b in batch) >= BATCH_CHARS:
-            _write_batch(batch, tok, dtype, parts, state)
+            _write_batch(batch, encoder, dtype, parts, state)
             state["blocks"] = n
             _save_state(out, state, parts)
             batch = []
-    _write_batch(batch, tok, dtype, parts, state)
+    _write_batch(batch, encoder, dtype, parts, state)
     state["blocks"] += len(batch)
 
 
-def preparation_fingerprint(corpus: str, tokenizer: str | Path) -> str:
+def preparation_fingerprint(corpus: str, tokenizer: str | Path, newlines: str = "keep") -> str:
     """The fingerprint `prepare(corpus, tokenizer, ...)` gives its output, without preparing."""
-    return _digest(_settings(corpus_files(corpus), tokenizer))
+    return _digest(_settings(corpus_files(corpus), tokenizer, newlines))
 
 
 def load_prepared(path: str | Path) -> TokenData:
@@ -278,7 +349,7 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16",
                                 "train.bin and val.bin")
     if dtype not in ("uint16", "uint32"):
         raise PreparedDataError(f"dtype {dtype!r}: choose uint16 or uint32")
-    tok = load_tokenizer(tokenizer)
+    encoder = ordinary_encoder(tokenizer)
     settings = {"source_digest": source_digest(bins), "tokenizer_digest": tokenizer_digest(tokenizer)}
     itemsize = np.dtype(dtype).itemsize
     for b in bins:
@@ -287,29 +358,29 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16",
                                     f"array of {dtype} tokens (is --dtype right?)")
     largest = {b.name: max_token_id(np.memmap(b, dtype=dtype, mode="r")) for b in bins}
     for name, value in largest.items():
-        if value >= tok.get_vocab_size():
+        if value >= encoder.vocab_size:
             raise PreparedDataError(f"{path / name} holds token id {value}, outside the "
-                                    f"tokenizer's vocabulary of {tok.get_vocab_size()}: it was "
+                                    f"tokenizer's vocabulary of {encoder.vocab_size}: it was "
                                     "made with another tokenizer (or --dtype is wrong)")
-    named = (_tokenizer_meta(tok, tokenizer, path, dtype) if copy_tokenizer else
-             {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
-              "separator_id": separator_id(tok), "tokenizer": str(Path(tokenizer).expanduser().resolve())})
+    named = (_tokenizer_meta(encoder, tokenizer, path, dtype) if copy_tokenizer else
+             {"format": FORMAT, "dtype": dtype, "vocab_size": encoder.vocab_size,
+              "separator_id": encoder.separator, "tokenizer": str(Path(tokenizer).expanduser().resolve())})
     meta = {**named, "train_tokens": bins[0].stat().st_size // itemsize,
             "val_tokens": bins[1].stat().st_size // itemsize, "max_token_id": max(largest.values()),
             "bins_digest": _bins_digest(path), **settings, "fingerprint": _digest(settings)}
     return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")
 
 
-def _tokenizer_meta(tok: TextTokenizer, source: str | Path, out: Path, dtype: str) -> dict:
+def _tokenizer_meta(encoder: OrdinaryEncoder, source: str | Path, out: Path, dtype: str) -> dict:
     """The part of `meta.json` that names the format and the tokenizer (kept in `out`)."""
-    return {"format": FORMAT, "dtype": dtype, "vocab_size": tok.get_vocab_size(),
-            "separator_id": separator_id(tok), "tokenizer": _keep_tokenizer(tok, source, out)}
+    return {"format": FORMAT, "dtype": dtype, "vocab_size": encoder.vocab_size,
+            "separator_id": encoder.separator, "tokenizer": _keep_tokenizer(encoder.tokenizer, source, out)}
 
 
-def _keep_tokenizer(tok: TextTokenizer, source: str | Path, out: Path) -> str:
+def _keep_tokenizer(tok: TextTokenizer | None, source: str | Path, out: Path) -> str:
     """Copy the tokenizer's files into `out`, plus a `tokenizer.json` where the tokenizer is a
-    `tokenizers` one (loads in a blink, where converting tiktoken ranks takes a second, and is
-    what HF fast tokenizers read); the name of the file to load it from."""
+    `tokenizers` one (what HF fast tokenizers read; a `*.tiktoken` file is kept as it is, and
+    converted when the data is loaded); the name of the file to load it from."""
     for file in tokenizer_files(source):
         if file.resolve() != (out / file.name).resolve():
             shutil.copyfile(file, out / file.name)
@@ -319,9 +390,10 @@ def _keep_tokenizer(tok: TextTokenizer, source: str | Path, out: Path) -> str:
     return tokenizer_files(source)[0].name
 
 
-def _settings(files: list[Path], tokenizer: str | Path) -> dict:
+def _settings(files: list[Path], tokenizer: str | Path, newlines: str) -> dict:
     return {"source_digest": source_digest(files), "tokenizer_digest": tokenizer_digest(tokenizer),
-            "val_fraction": VAL_FRACTION, "split_seed": SPLIT_SEED, "block_chars": BLOCK_CHARS}
+            "val_fraction": VAL_FRACTION, "split_seed": SPLIT_SEED, "block_chars": BLOCK_CHARS,
+            "encoding": ENCODING, "newlines": newlines}
 
 
 def _digest(settings: dict) -> str:
@@ -335,18 +407,16 @@ def _record_text(path: Path, n: int, line: str) -> str:
         raise ValueError(f"{path}:{n}: expected a JSON object with a 'text' field ({err})") from None
 
 
-def _write_batch(batch: list[Block], tok: TextTokenizer, dtype: np.dtype,
-                 parts: dict, state: dict) -> None:
+def _write_batch(batch: list[Block], encoder: OrdinaryEncoder, dtype: np.dtype, parts: dict,
+                 state: dict) -> None:
     """Encode the blocks together and append each to its split, separators after documents."""
-    encode = getattr(tok, "encode_batch_fast", tok.encode_batch)  # fast: no character offsets
-    encoded = encode([b.text for b in batch], add_special_tokens=False) if batch else []
-    separator = separator_id(tok)
+    encoded = encoder.encode([b.text for b in batch]) if batch else []
     for block, encoding in zip(batch, encoded):
         name = "val" if held_out(block.doc) else "train"
-        ids = encoding.ids + [separator] if block.last else encoding.ids
-        parts[name].write(np.asarray(ids, dtype=dtype).tobytes())
+        ids = (np.append(encoding, encoder.separator) if block.last else encoding).astype(dtype)
+        parts[name].write(ids.tobytes())
         state[f"{name}_tokens"] += len(ids)
-        state["max_token_id"] = max(state.get("max_token_id", -1), max(ids, default=-1))
+        state["max_token_id"] = max(state.get("max_token_id", -1), int(ids.max()) if len(ids) else -1)
         if block.doc == state["documents"]:  # the first block of a new document
             state["documents"] += 1
             state["val_documents"] += name == "val"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from est_analysis.data.prepared import load_prepared, prepare, preparation_fingerprint
+from est_analysis.data.prepared import load_prepared, preparation_fingerprint, prepare
 from est_analysis.data.tokens import TokenData, cache_dir, load_corpus
 
 

@@ -18,6 +18,7 @@ from tokenizers.pre_tokenizers import ByteLevel
 from tokenizers.trainers import BpeTrainer
 
 from est_analysis.data.corpus import corpus_files, fingerprint, read_documents
+from est_analysis.data.ordinary import ordinary_encoder
 from est_analysis.data.tokenizer_files import TextTokenizer, separator_id
 from est_analysis.io import atomic_write
 
@@ -42,9 +43,10 @@ def train_tokenizer(docs: list[str], vocab_size: int) -> Tokenizer:
 
 
 def encode(tokenizer: TextTokenizer, docs: list[str]) -> np.ndarray:
-    """Token ids of the documents, each followed by the end-of-document token."""
+    """Token ids of the documents as plain text (a special-token string in a document stays
+    text), each followed by the end-of-document token."""
     eot = separator_id(tokenizer)
-    ids = [np.array(e.ids + [eot]) for e in tokenizer.encode_batch(docs, add_special_tokens=False)]
+    ids = [np.append(e, eot) for e in ordinary_encoder(tokenizer).encode(docs)]
     dtype = np.uint16 if tokenizer.get_vocab_size() <= 2**16 else np.uint32
     return np.concatenate(ids).astype(dtype)
 

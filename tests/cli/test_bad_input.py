@@ -114,6 +114,10 @@ BAD_INPUTS = [
     ("est data prepare: tokenizer of unknown format", lambda t: [
         "data", "prepare", "shakespeare", "--tokenizer", _corpus_file(t, "tok.txt", b"a\n"), "--out", str(t / "out")],
      r"tokenizer .*tok\.txt is not a known format"),
+    ("est data prepare: a *.tiktoken file that is not ranks", lambda t: [
+        "data", "prepare", "shakespeare", "--tokenizer", _corpus_file(t, "bad.tiktoken", b"abc\n"),
+        "--out", str(t / "out")],
+     r"bad\.tiktoken:1: expected 'base64-token rank', got 'abc'"),
     ("corpus file in another encoding", lambda t: [*TRAIN, "--corpus", _corpus_file(
         t, "latin.txt", "Fa\u00e7ade d\u00e9j\u00e0 vu. ".encode("latin-1") * 500), "--out", str(t / "out")],
      r"latin\.txt is not UTF-8 text: \d+ of its \d+ characters are undecodable"),
