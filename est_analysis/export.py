@@ -1,11 +1,13 @@
 """`est export`: a trained run as a directory HF transformers loads offline
 (`AutoModelForCausalLM.from_pretrained(DIR)`, `AutoTokenizer.from_pretrained(DIR)`): the full
 model as `GPT2LMHeadModel` or `LlamaForCausalLM` in safetensors, its config, the run's tokenizer
-and `est_export.json` naming the run it came from. Written to a temporary directory and
+and `est_export.json` naming the run it came from, its step and its training config (so that
+analysing the export reads the run's own data and split). Written to a temporary directory and
 renamed, so DIR is complete or absent."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -43,7 +45,8 @@ def export_run(run: str | Path, out: str | Path) -> Path:
         (tmp / "est_export.json").write_text(json.dumps({
             "run": str(Path(run).resolve()), "step": trained.step, "method": trained.config.method,
             "preset": trained.config.preset, "scale": trained.config.scale,
-            "seed": trained.config.seed, "data_fingerprint": trained.data.fingerprint}, indent=2))
+            "seed": trained.config.seed, "data_fingerprint": trained.data.fingerprint,
+            "train_config": dataclasses.asdict(trained.config)}, indent=2))
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)

@@ -53,3 +53,24 @@ def test_analysis_commands_take_an_hf_directory(tmp_path, capsys):
                  "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["trace"] > 0
     assert main(["export", str(run), "--to", str(tmp_path / "hf")]) == 2  # not empty: refused
+
+
+def test_an_export_is_analysed_on_its_runs_own_data_split_and_step(tmp_path, capsys):
+    """The HF directory carries the run's training config: `load_run` of the export reads the
+    run's own split (not a fresh split of the default corpus under the export's tokenizer),
+    at the run's step, so `est hessian trace` gives the run's number on either."""
+    run = train(TrainConfig(scale="smoke", steps=4, eval_every=2, train_fraction=0.5),
+                tmp_path / "run", progress=False)
+    assert main(["export", str(run), "--to", str(tmp_path / "hf")]) == 0
+    original, exported = load_run(run), load_run(tmp_path / "hf")
+    assert exported.step == original.step == 4
+    assert exported.data.fingerprint == original.data.fingerprint
+    assert exported.data.val.tolist() == original.data.val.tolist()
+    assert len(exported.data.train) == len(original.data.train)  # train_fraction kept
+    traces = []
+    for source in (run, tmp_path / "hf"):
+        capsys.readouterr()
+        assert main(["hessian", "trace", str(source), "--probes", "4", "--batches", "1",
+                     "--seed", "3", "--json", "--no-progress"]) == 0
+        traces.append(json.loads(capsys.readouterr().out)["trace"])
+    assert traces[0] == pytest.approx(traces[1], rel=1e-4)

@@ -75,6 +75,10 @@ class TrainConfig:
                                    "tokenizer.json, vocab.json + merges.txt, *.tiktoken, "
                                    "SentencePiece *.model); the corpus is then prepared once "
                                    "into the cache. Default: a BPE trained on the corpus")
+    init: str | None = option(None, "start from these weights instead of a random "
+                              "initialisation: an est run (directory, checkpoint or snapshot) or "
+                              "a local HF GPT-2/Llama directory; its model must be --model's and "
+                              "its tokenizer the data's", metavar="RUN|HF_DIR")
     train_fraction: float = option(1.0, "train on only this leading fraction of the training "
                                    "split, in (0, 1] (a small data set: overfitting studies)", domain=UNIT)
     steps: int | None = option(None, "total training steps", domain=POSITIVE_INT)

@@ -34,6 +34,7 @@ from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
 from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.config import TrainConfig
 from est_analysis.training.device import resolve_device
+from est_analysis.training.init import check_initialisable, initialise_from
 from est_analysis.training.memory import (check_memory, is_out_of_memory, out_of_memory_message,
                                          training_bytes)
 from est_analysis.training.distributed import DistContext, init_from_env, shutdown
@@ -76,6 +77,7 @@ class Run:
     val_loss: float = math.nan  # the last validation loss
     history: list[dict] = dataclasses.field(default_factory=list)  # settings changed on resume
     checkpoint_step: int | None = None  # step of checkpoint.pt, None before the first
+    init_used: dict | None = None  # the weights --init started from (initialise_from)
 
     @property
     def inactive_mode(self) -> str:
@@ -179,7 +181,11 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
     peak = cfg.peak_flops or device_peak_flops(context.device, precision)
     run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak,
               history=history, checkpoint_step=start if state else None)
+    if state is None and cfg.init is not None:
+        check_initialisable(policy.config, policy.model_config_at(0))
+        run.init_used = initialise_from(cfg.init, model, data)
     if state is not None:
+        run.init_used = state.get("init_used")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         if "scaler" in state:
@@ -318,7 +324,8 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
                                  "train_tokens": len(data.train), "val_tokens": len(data.val)},
          "model_config": run.policy.config.to_dict(),
          "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
-         "world_size": context.world_size, "config_history": run.history}, sort_keys=False))
+         "world_size": context.world_size, "config_history": run.history,
+         **({"init_used": run.init_used} if run.init_used else {})}, sort_keys=False))
     log = MetricsLog(run.out.metrics, keep_steps_before=run.step,
                      tensorboard_dir=run.out.path / "tensorboard" if run.cfg.tensorboard else None)
     run.val_loss = log.last_val_loss
@@ -352,6 +359,7 @@ def _save_progress(run: Run) -> None:
                 "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
                 "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
                 "config": dataclasses.asdict(cfg), "config_history": run.history,
+                "init_used": run.init_used,
                 "data_fingerprint": run.data.fingerprint,
                 "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
         except BaseException:

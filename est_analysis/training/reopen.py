@@ -3,6 +3,8 @@ its tokenized corpus, checked to be the corpus and tokenizer it was trained on."
 
 from __future__ import annotations
 
+import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,9 +71,13 @@ def is_hf_dir(path: str | Path) -> bool:
 
 
 def _load_hf(path: Path, device: str | torch.device) -> TrainedRun:
-    """An HF model directory as a run: its weights, and the built-in corpus tokenized with the
-    directory's own tokenizer (prepared once into the cache) for its `train`/`val` batches."""
+    """An HF model directory as a run: its weights, and the data it was trained on where
+    `est export` recorded it (its `train`/`val` split and step); otherwise the built-in corpus
+    tokenized with the directory's own tokenizer (prepared once into the cache), at step 0."""
     model = load_hf_model(path)
+    exported = _exported_run(path)
+    if exported is not None:
+        return TrainedRun(model.to(device), *exported)
     config = TrainConfig(scale="smoke", method="original", tokenizer=str(path), batch_size=8,
                          seq_len=min(256, model.config.block_size))
     try:
@@ -79,3 +85,29 @@ def _load_hf(path: Path, device: str | torch.device) -> TrainedRun:
     except (FileNotFoundError, ValueError) as err:
         raise CheckpointError(f"{path}: its tokenizer is needed to tokenize the corpus: {err}") from None
     return TrainedRun(model.to(device), config, data, 0)
+
+
+def _exported_run(path: Path) -> tuple[TrainConfig, TokenData, int] | None:
+    """The config, data and step of the run `est export` wrote to `path`, when its data is
+    still here and is what the run trained on; a warning and None when it is not."""
+    record_file = path / "est_export.json"
+    if not record_file.exists():
+        return None
+    record = json.loads(record_file.read_text())
+    if "train_config" not in record:  # exported before the config was recorded
+        return None
+    config = TrainConfig(**record["train_config"])
+    try:
+        data = config.load_data()
+    except (FileNotFoundError, ValueError) as err:
+        warnings.warn(f"{path}: the data of the run it was exported from is not available here "
+                      f"({err}); its train/val batches come from the built-in corpus instead",
+                      stacklevel=3)
+        return None
+    if data.fingerprint != record.get("data_fingerprint"):
+        warnings.warn(f"{path}: {config.data or config.corpus} is no longer the data the run was "
+                      f"trained on (fingerprint {data.fingerprint}, the run's "
+                      f"{record.get('data_fingerprint')}); its batches come from the built-in "
+                      "corpus instead", stacklevel=3)
+        return None
+    return config, data, int(record["step"])
