@@ -64,7 +64,8 @@ def add_train_config_options(parser: argparse.ArgumentParser) -> None:
                                default=None, help=meta["help"] + default)
         else:
             group.add_argument(flag, dest=field.name, type=_field_type(field, flag),
-                               choices=meta.get("choices"), help=meta["help"] + default)
+                               choices=meta.get("choices"), metavar=meta.get("metavar"),
+                               help=meta["help"] + default)
 
 
 def train_config(args: argparse.Namespace) -> TrainConfig:

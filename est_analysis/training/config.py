@@ -34,8 +34,9 @@ RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flo
 def option(default: Any, help: str, **cli: Any) -> Any:
     """A config field with its help text; `cli` may give its `domain` (est_analysis.domains:
     how a flag, a YAML value or a Python value is parsed and checked), `choices`, `parse`
-    (text -> value), `flag` (the option's name, default --field-name) and `repeat` (a flag
-    given many times, each NAME=VALUE, collected into a mapping)."""
+    (text -> value), `flag` (the option's name, default --field-name), `metavar` (its value's
+    name in --help) and `repeat` (a flag given many times, each NAME=VALUE, collected into a
+    mapping)."""
     return field(default=default, metadata={"help": help, **cli})
 
 
