@@ -10,11 +10,13 @@ import warnings
 
 # name -> the module (in est_analysis.cli) that adds its parser (its `add_parser`) and runs it;
 # only the named command's module is imported, so `est data ...` does not load the whole toolkit
-COMMANDS = {"train": "train", "data": "data", "compare": "compare", "cost": "cost",
-            "hessian": "hessian", "diagnose": "diagnose", "export": "export", "eval": "downstream",
-            "landscape": "landscape", "plot": "plot", "repro": "repro", "list": "listing"}
+COMMANDS = {"quickstart": "quickstart", "train": "train", "data": "data", "compare": "compare",
+            "cost": "cost", "hessian": "hessian", "diagnose": "diagnose", "export": "export",
+            "eval": "downstream", "landscape": "landscape", "plot": "plot", "repro": "repro",
+            "list": "listing"}
 
 EXAMPLES = """examples:
+  est quickstart                                # the main job: EST vs a compute-matched Original
   est compare                                   # Original vs EST at cpu scale, a few minutes
   est train --preset est-gpt2 --scale smoke --out runs/smoke
   est train --preset est-tinyllama --scale cpu --method est --out runs/llama --seed 1
