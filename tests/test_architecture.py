@@ -26,6 +26,7 @@ LAYERS = [
     {"hessian", "landscape"},
     {"diagnostics", "plotting"},
     {"compare", "repro", "export", "harness"},
+    {"quickstart"},
     {"cli"},
 ]
 LAYER_OF = {unit: level for level, units in enumerate(LAYERS) for unit in units}

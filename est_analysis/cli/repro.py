@@ -14,7 +14,7 @@ from est_analysis.repro.ladder import report_ladder, run_ladder
 from est_analysis.repro.report import claims_at
 from est_analysis.repro.runner import git_commit, run_table
 from est_analysis.repro.studies import STUDIES, run_study, study_summary
-from est_analysis.repro.summary import summary_markdown
+from est_analysis.repro.summary import headline_markdown, summary_markdown
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training.recipes import SCALES
 
@@ -63,6 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--markdown", action="store_true", help="claims: print a Markdown table")
+    p.add_argument("--headline", action="store_true",
+                   help="summary: only the README's findings, one bullet per measurement")
     p.set_defaults(func=run)
 
 
@@ -86,7 +88,8 @@ def run(args: argparse.Namespace) -> None:
             print(verdicts.to_string(index=False))
         return
     if args.table == "summary":
-        print(summary_markdown(args.scale, args.results_dir), end="")
+        show = headline_markdown if args.headline else summary_markdown
+        print(show(args.scale, args.results_dir), end="")
         return
     if args.table == "ladder":
         run_ladder(args.scale, tuple(args.axis or ("length", "size")), not args.no_progress)

@@ -1,6 +1,6 @@
 """The bad-input table: every case exits with status 2 and one clear `error:` line naming the
 bad value and the fix, never a traceback, and leaves no output directory behind (cases that
-resume an existing run leave it as it was). Run as a script to print the table for the README:
+resume an existing run leave it as it was). Run as a script to print the table for docs/reliability.md:
 
     python tests/cli/test_bad_input.py
 """
@@ -18,7 +18,7 @@ import pytest
 
 from est_analysis.cli.main import main
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+TABLE = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"  # the bad-input table
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 RATES = ".5,.5,1/1,1,1"
 
@@ -339,13 +339,13 @@ def run_case(build, tmp: Path) -> tuple[int, str, list[str]]:
 
 
 def readme_row(what: str, line: str, tmp: Path) -> str:
-    """The README's row of a case: temporary paths as $TMP, this machine's free memory as N."""
+    """The table's row of a case: temporary paths as $TMP, this machine's free memory as N."""
     line = re.sub(r"[\d.]+ GiB is available", "N GiB is available", line.replace(str(tmp), "$TMP"))
     return f"| {what} | `{line.replace('|', '/')}` |"
 
 
 def subcommand(argv: list[str]) -> str:
-    """`est train`, `est data prepare`, ...: what a case's command runs (the README groups
+    """`est train`, `est data prepare`, ...: what a case's command runs (the table groups
     the cases by it)."""
     return "est " + " ".join([argv[0]] + [a for a in argv[1:2] if a in SUBCOMMANDS])
 
@@ -360,8 +360,8 @@ def test_bad_input(tmp_path, what, build, message):
     assert code == 2, line
     assert "error:" in line and "Traceback" not in line
     assert re.search(message, line), line
-    assert readme_row(what, line, tmp_path) in README.read_text(), (
-        "the README's bad-input table is out of date: `python tests/cli/test_bad_input.py` prints it")
+    assert readme_row(what, line, tmp_path) in TABLE.read_text(), (
+        "docs/reliability.md's bad-input table is out of date: `python tests/cli/test_bad_input.py` prints it")
     if what != "NaN/inf training loss":  # a diverged run keeps the metrics of its good steps
         assert not (tmp_path / "out").exists()
 

@@ -59,10 +59,17 @@ def test_ladder_rows_show_a_bound_as_a_bound(tmp_path):
 
 
 @pytest.mark.parametrize("scale", ["cpu", "regime"])
-def test_the_readme_shows_the_committed_results(scale):
+def test_the_docs_show_the_committed_results(scale):
     block = readme_block(scale, ROOT / "paper_repro" / "results")
+    assert block in (ROOT / "docs" / "reproduction.md").read_text(), (
+        f"docs/reproduction.md's `{scale}` block is out of date: run `python scripts/update_readme.py`")
+
+
+def test_the_readme_headline_is_the_committed_results():
+    block = readme_block("regime", ROOT / "paper_repro" / "results", headline=True)
     assert block in (ROOT / "README.md").read_text(), (
-        f"README's `{scale}` block is out of date: run `python scripts/update_readme.py`")
+        "the README's findings are out of date: run `python scripts/update_readme.py`")
+    assert "**Length**" in block and "compute-matched Original" in block
 
 
 def test_the_inactive_table_also_compares_each_treatment_with_dense(tmp_path):
