@@ -31,6 +31,6 @@ def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, 
     table["wall_ratio"] = table["train_wall_s"] / reference["train_wall_s"]
     table["speedup"] = 1 / table["wall_ratio"]
     atomic_write_text(out / "comparison.csv", table.to_csv(index=False))
-    save(comparison_figure(runs, title=f"{base.preset} at scale {base.scale}, seed {base.seed}"),
+    save(comparison_figure(runs, title=f"{', '.join(methods)} at scale {base.scale}, seed {base.seed}"),
          out / "loss_curves")
     return table

@@ -106,17 +106,17 @@ def run_regularizer(args: argparse.Namespace) -> None:
             raise ValueError(f"--trajectory needs a run directory, not {args.run}")
         table = regularizer_trajectory(args.run, rates, args.samples, args.batches,
                                        args.seed, second_order, args.probes, progress)
-        emit_table(args, table)
+        emit_table(args, table, record="regularizer")
         return
     run = load_run(args.run)
     table = regularizer_table(run.model, run.batches("val", args.batches), rates, args.samples,
                               args.probes, second_order, args.seed, progress)
-    emit_table(args, table.assign(step=run.step))
+    emit_table(args, table.assign(step=run.step), record="regularizer_final")
 
 
 def run_transitions(args: argparse.Namespace) -> None:
     emit_table(args, transition_table(args.run, args.samples, args.window, args.batches, args.seed,
-                                      progress=not args.no_progress))
+                                      progress=not args.no_progress), record="transitions")
 
 
 def run_dynamics(args: argparse.Namespace) -> None:
@@ -141,4 +141,5 @@ def run_curvature(args: argparse.Namespace) -> None:
     except ValueError:
         raise ValueError(f"--steps {args.steps!r}: expected integers separated by commas") from None
     emit_table(args, curvature_trajectory(args.run, args.matvecs, args.batches, args.seed,
-                                          args.by_block, steps, progress=not args.no_progress))
+                                          args.by_block, steps, progress=not args.no_progress),
+               record="curvature")

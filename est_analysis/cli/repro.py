@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> None:
         print(json.dumps({t: json.loads(f.to_json(orient="records")) for t, f in results.items()}))
         return
     for table, frame in results.items():
-        print(f"== {table} ({args.scale}) -> {(args.results_dir or find_workspace().results) / (table + '.csv')}")
+        print(f"== {table} ({args.scale}) -> {(args.results_dir or find_workspace(scale=args.scale).results) / (table + '.csv')}")
         columns = [c for c in ("label", "seed", "final_val_loss", "ood_loss", "next_token_acc",
                                "flops_saving", "speedup", "trace", "part", "variant", "speedup")
                    if c in frame]

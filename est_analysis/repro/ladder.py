@@ -118,7 +118,7 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
                ) -> pd.DataFrame:
     """Train (or reuse) every run of the ladder at `scale`; returns and writes its rows."""
     ladder = load_ladder(scale)
-    workspace = find_workspace()
+    workspace = find_workspace(scale=scale)
     path = workspace.results / "ladder.csv"
     workspace.results.mkdir(parents=True, exist_ok=True)
     plan = []  # (axis, rung, seeds, model, with EST)
@@ -235,7 +235,7 @@ def report_ladder(scale: str, figures_dir: Path | None = None) -> tuple[pd.DataF
     """`results/ladder_summary.csv` and `<figures_dir>/ladder_<scale>.png|pdf` (default the
     workspace's figures/) from the ladder's rows at `scale` (those already finished); returns
     the summary and the figure files."""
-    workspace = find_workspace()
+    workspace = find_workspace(scale=scale)
     path = workspace.results / "ladder.csv"
     if not path.exists():
         raise FileNotFoundError(f"{path} does not exist: run `est repro ladder --scale {scale}`")

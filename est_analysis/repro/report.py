@@ -21,7 +21,7 @@ def measured(table: str, scale: str, results_dir: Path | None = None,
              runs_root: Path | None = None) -> pd.DataFrame:
     """The runner's rows of `table` at `scale`. Missing smoke results are produced here (a few
     minutes); missing larger scales are an error naming the command that produces them."""
-    results_dir = results_dir or find_workspace().results
+    results_dir = results_dir or find_workspace(scale=scale).results
     path = results_dir / f"{table}.csv"
     rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
     rows = rows[rows["scale"] == scale]
@@ -139,7 +139,7 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
     transitions, slope, slope_lr = None, None, None
     if tables["table2"] is not None and not missing_runs(tables["table2"]):
         transitions, _, slope, slope_lr = transitions_and_slopes(tables["table2"])  # needs the runs
-    results = results_dir or find_workspace().results
+    results = results_dir or find_workspace(scale=scale).results
     ladder, equal_loss = None, None
     if (results / "ladder_summary.csv").exists():
         ladder = pd.read_csv(results / "ladder_summary.csv").query("scale == @scale")

@@ -204,7 +204,7 @@ def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path 
               results_dir: Path | None = None, progress: bool = True) -> pd.DataFrame:
     """Every run of `table` at `scale`; returns (and writes) the table's rows at that scale.
     Runs and results go to the workspace's folders unless given (`repro.workspace`)."""
-    workspace = find_workspace()
+    workspace = find_workspace(scale=scale)
     runs_root, results_dir = runs_root or workspace.runs, results_dir or workspace.results
     experiment = load_experiment(table, scale, seeds)
     results_dir.mkdir(parents=True, exist_ok=True)

@@ -82,7 +82,7 @@ class _Trainer:
 
     def __init__(self, study: str, scale: str, fingerprint: str | None, progress: bool) -> None:
         self.study, self.scale, self.fingerprint, self.progress = study, scale, fingerprint, progress
-        self.workspace = find_workspace()
+        self.workspace = find_workspace(scale=scale)
         self.workspace.results.mkdir(parents=True, exist_ok=True)
         self.path = self.workspace.results / f"{study}.csv"
         self.recorded: dict[str, dict] = {}  # run directory -> (file, its recorded row)

@@ -147,7 +147,7 @@ def _rows(path: Path, scale: str) -> pd.DataFrame:
 def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
     """Every table measured at `scale` in `results_dir` (default paper_repro/results), in the
     README's form; a table without rows at the scale is left out."""
-    results_dir = results_dir or find_workspace().results
+    results_dir = results_dir or find_workspace(scale=scale).results
     sections = []
     for table, title in TITLES.items():
         rows = _rows(results_dir / f"{table}.csv", scale)
@@ -178,7 +178,7 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
     """The README's findings, one bullet per measurement: EST minus the compute-matched
     Original along the ladder's length axis and in each study (paired by seed where the study
     pairs), with the number of seeds each rests on."""
-    results_dir = results_dir or find_workspace().results
+    results_dir = results_dir or find_workspace(scale=scale).results
     bullets = []
     ladder = _rows(results_dir / "ladder_summary.csv", scale)
     length = ladder[(ladder["axis"] == "length") & (ladder["model"] == "gpt2-regime")].sort_values("rung")

@@ -6,6 +6,7 @@ import math
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -162,3 +163,22 @@ def test_train_rejects_bad_method_settings(tmp_path, capsys, args, message):
     assert main(["train", *args, "--scale", "smoke", "--out", str(tmp_path), "--no-progress"]) == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "metrics.csv").exists()
+
+
+def test_compare_at_a_scale_uses_its_recipe_and_says_short_timings_are_not_evidence(tmp_path, capsys):
+    assert main(["compare", "--scale", "smoke", "--out", str(tmp_path), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "Not evidence of speed" in printed
+    table = pd.read_csv(tmp_path / "comparison.csv")
+    assert set(table["steps"]) == {60}  # the smoke recipe's length, not est compare's 200
+
+
+def test_a_diagnostic_is_kept_in_the_run_where_est_plot_finds_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--scale", "smoke", "--steps", "30", "--out", str(run), "--no-progress"]) == 0
+    assert main(["diagnose", "regularizer", str(run), "--samples", "4", "--batches", "1",
+                 "--no-second-order", "--csv", str(tmp_path / "r.csv"), "--no-progress"]) == 0
+    assert (run / "diagnostics" / "regularizer_final.csv").read_text() == (tmp_path / "r.csv").read_text()
+    capsys.readouterr()
+    assert main(["plot", str(run), "--out", str(tmp_path / "figures")]) == 0
+    assert (tmp_path / "figures" / "run_regularizer_final.png").exists()
