@@ -14,6 +14,7 @@ from est_analysis.domains import POSITIVE
 from est_analysis.cli.options import add_batch_options, add_run_argument, positive_int, run_and_batches
 from est_analysis.hessian import HessianOperator, hutchinson, hutchpp, spectral_density, top_eigenvalues
 from est_analysis.hessian.pyhessian_bridge import pyhessian_trace
+from est_analysis.stats import t_interval
 from est_analysis.training import TrainedRun
 
 EXAMPLES = """examples:
@@ -42,6 +43,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                                  "is below TOL x |trace|")
     trace.add_argument("--by-block", action="store_true",
                        help="also trace embeddings, each layer's attention and MLP, norms, LM head")
+    trace.add_argument("--over-batches", action="store_true",
+                       help="also estimate Tr(H) of each batch alone and give an interval over "
+                            "the batches (the default CI covers probe noise on these batches only)")
     trace.set_defaults(func=run_trace)
     eigen = commands.add_parser("eigen", help="top eigenvalues by Lanczos")
     eigen.add_argument("--top", type=positive_int, default=1, help="how many (default %(default)s)")
@@ -80,6 +84,8 @@ def run_trace(args: argparse.Namespace) -> None:
                            progress=not args.no_progress, **budget)
     summary = result.to_dict() | {"run": str(args.run), "step": run.step, "data": args.data,
                                   "batches": args.batches}
+    if args.over_batches:
+        summary |= _over_batches(args, run, estimator if args.estimator != "pyhessian" else hutchpp)
     if args.json:
         print(json.dumps(summary))
         return
@@ -87,10 +93,32 @@ def run_trace(args: argparse.Namespace) -> None:
     print(f"Tr(H) = {result.estimate:.6g} +- {result.stderr:.3g} (95 % CI {result.ci_low:.6g} .. "
           f"{result.ci_high:.6g}); per parameter {result.per_param:.4g} over {result.n_params} "
           f"parameters; {args.estimator}, {result.matvecs} HVPs, {result.wall_s:.1f} s")
+    print(f"The CI covers the estimator's probe noise on these {args.batches} fixed batch(es) of "
+          f"{args.data} data only; other batches give another Hessian (--over-batches).")
+    if args.over_batches:
+        print(f"Over batches: each of the {args.batches} batches alone gives "
+              f"{', '.join(f'{t:.4g}' for t in summary['per_batch'])}; mean {summary['batch_mean']:.6g} "
+              f"(95 % t-interval over batches {summary['batch_ci95'][0]:.6g} .. "
+              f"{summary['batch_ci95'][1]:.6g})")
     if result.blocks:
         blocks = pd.DataFrame([{"block": k, "trace": e, "stderr": s} for k, (e, s) in result.blocks.items()])
         blocks["share"] = blocks["trace"] / result.estimate
         print(blocks.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _over_batches(args: argparse.Namespace, run: TrainedRun, estimator) -> dict:
+    """Tr(H) of each batch's loss alone, and a t-interval over the batches: what another draw
+    of batches would give, which the probe CI does not cover. Needs two batches or more."""
+    if args.batches < 2:
+        raise ValueError("--over-batches needs --batches 2 or more (an interval over one batch "
+                         "does not exist)")
+    batches = run.batches(args.data, args.batches, args.batch_size, args.seq_len)
+    budget = {"matvecs": args.probes} if args.estimator == "hutchpp" else {"probes": args.probes}
+    per_batch = [estimator(HessianOperator(run.model, [batch]), seed=args.seed, progress=False,
+                           **budget).estimate for batch in batches]
+    interval = t_interval(per_batch)
+    return {"per_batch": per_batch, "batch_mean": interval.mean,
+            "batch_ci95": [interval.low, interval.high]}
 
 
 def run_eigen(args: argparse.Namespace) -> None:

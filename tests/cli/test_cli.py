@@ -182,3 +182,18 @@ def test_a_diagnostic_is_kept_in_the_run_where_est_plot_finds_it(tmp_path, capsy
     capsys.readouterr()
     assert main(["plot", str(run), "--out", str(tmp_path / "figures")]) == 0
     assert (tmp_path / "figures" / "run_regularizer_final.png").exists()
+
+
+def test_hessian_trace_gives_an_interval_over_batches(tmp_path, capsys):
+    run = tmp_path / "run"
+    assert main(["train", "--scale", "smoke", "--steps", "20", "--out", str(run), "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["hessian", "trace", str(run), "--batches", "3", "--probes", "9", "--over-batches",
+                 "--json", "--no-progress"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    per_batch = result["per_batch"]
+    assert len(per_batch) == 3 and result["batch_mean"] == pytest.approx(sum(per_batch) / 3)
+    low, high = result["batch_ci95"]
+    assert low < result["batch_mean"] < high and (high - low) > 0
+    assert main(["hessian", "trace", str(run), "--batches", "1", "--over-batches"]) == 2
+    assert "--over-batches needs --batches 2 or more" in capsys.readouterr().err
