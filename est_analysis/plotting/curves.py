@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.patches import Patch
 
 from est_analysis.plotting.style import color_for, new_figure
 from est_analysis.training.metrics import X_AXES
@@ -62,11 +63,15 @@ def draw_loss_curves(ax: plt.Axes, runs: Runs, x: str = "step", y: str = "val",
             std = curves.std(axis=1)
             ax.fill_between(mean.index, mean - std, mean + std, color=color, alpha=0.2, lw=0)
     multi_stage = [l for l, m in runs.items() if _seeds(m)[0]["stage"].nunique() > 1]
-    if stages_of or multi_stage:
-        shade_stages(ax, _seeds(runs[stages_of or multi_stage[0]])[0], x)
+    owner = stages_of or (multi_stage[0] if multi_stage else None)
+    if owner:
+        shade_stages(ax, _seeds(runs[owner])[0], x)
     ax.set_xlabel(X_AXES[x][1])
     ax.set_ylabel(Y_LABELS[y] + (f" (mean of {smooth} steps)" if y == "train" and smooth > 1 else ""))
-    ax.legend()
+    handles, _ = ax.get_legend_handles_labels()
+    if owner and len(runs) > 1:  # whose stages the bands are
+        handles.append(Patch(facecolor="0.5", alpha=0.25, label=f"stages of {owner}"))
+    ax.legend(handles=handles)
 
 
 def loss_curves(runs: Runs, x: str = "step", y: str = "val", smooth: int = 10,

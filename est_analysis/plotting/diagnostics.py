@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
+from matplotlib.patches import Patch
 
-from est_analysis.plotting.style import color_for, new_figure, series_color
+from est_analysis.plotting.style import color_for, fit_tick_labels, new_figure, series_color
 
 
 def regularizer_trajectory(table: pd.DataFrame) -> plt.Figure:
@@ -46,6 +47,16 @@ def regularizer_prediction(table: pd.DataFrame) -> plt.Figure:
     return fig
 
 
+def _rates(rates: object) -> str:
+    """(0.5, 0.5, 1.0) as '(.5,.5,1)': short enough for a tick label."""
+    values = rates if isinstance(rates, (tuple, list)) else str(rates).strip("()[] ").split(",")
+    try:
+        texts = [f"{float(v):g}" for v in values]
+    except ValueError:  # not numbers: shown as given
+        return str(rates)
+    return "(" + ",".join(s[1:] if s.startswith("0.") else s for s in texts) + ")"
+
+
 def transition_drops(table: pd.DataFrame) -> plt.Figure:
     """Observed loss drop at each stage boundary beside Delta R on the same weights
     (`transition_table` output)."""
@@ -55,9 +66,12 @@ def transition_drops(table: pd.DataFrame) -> plt.Figure:
            label="observed drop of the training loss", capsize=3, color=series_color(0))
     ax.bar(position + 0.2, table["delta_R"], 0.4, yerr=1.96 * table["delta_R_stderr"],
            label="Delta R (same weights, same batches)", capsize=3, color=series_color(1))
-    ax.set_xticks(position, [f"step {b}\n{a} -> {c}" for b, a, c in
-                             zip(table["boundary"], table["rates_before"], table["rates_after"])],
+    seeds = table["seed"] if "seed" in table and table["seed"].nunique() > 1 else None
+    ax.set_xticks(position, [f"step {b}" + (f", seed {seeds.iloc[i]}" if seeds is not None else "")
+                             + f"\n{_rates(a)}\n-> {_rates(c)}" for i, (b, a, c) in enumerate(
+                                 zip(table["boundary"], table["rates_before"], table["rates_after"]))],
                   fontsize=7)
+    fit_tick_labels(ax)
     ax.set_ylabel("loss drop at the boundary")
     ax.axhline(0, color="0.3", lw=0.8)
     ax.legend(fontsize=8)
@@ -91,6 +105,10 @@ def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None) -> 
                 capsize=3, color=[color_for(lbl) for lbl in labels])
     axes[0].set_xlabel(label_column)
     axes[0].set_ylabel("Tr(H) (95 % CI)")
+    methods = list(dict.fromkeys(lbl.split(" seed")[0] for lbl in labels))
+    if len(methods) < len(labels):  # several seeds of a method share its colour: name them
+        axes[0].legend(handles=[Patch(color=color_for(m), label=m) for m in methods], fontsize=7)
+    fit_tick_labels(axes[0])
     if blocks:
         bottom = np.zeros(len(traces))
         palette = plt.get_cmap("tab20")

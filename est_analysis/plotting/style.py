@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import textwrap
 import zlib
 from pathlib import Path
 
@@ -29,12 +30,32 @@ SERIES = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b"]
 
 def color_for(label: str) -> str:
     """The colour of a method, schedule or run label, whatever the figure and the order: the
-    method's own (case, spaces and a '(...)' suffix ignored), else one fixed by the name."""
-    key = label.split(" (")[0].strip().lower().replace(" ", "-")
+    method's own (case, spaces and a '(...)' or ' seed N' suffix ignored), else one fixed by
+    the name."""
+    key = label.split(" (")[0].split(" seed")[0].strip().lower().replace(" ", "-")
     key = ALIASES.get(key, key)
     if key in METHOD_COLORS:
         return METHOD_COLORS[key]
     return OTHER_COLORS[zlib.crc32(key.encode()) % len(OTHER_COLORS)]
+
+
+def _x_labels_overlap(ax: plt.Axes) -> bool:
+    ax.figure.canvas.draw()
+    boxes = [label.get_window_extent() for label in ax.get_xticklabels() if label.get_text()]
+    return any(a.overlaps(b) for a, b in zip(boxes, boxes[1:]))
+
+
+def fit_tick_labels(ax: plt.Axes, width: int = 12) -> None:
+    """Keep the x tick labels apart (long run names, many bars): wrap each line at spaces to
+    `width` characters, and turn them upright if they still overlap."""
+    if not _x_labels_overlap(ax):
+        return
+    ticks = ax.get_xticks()
+    texts = ["\n".join(textwrap.fill(line, width) for line in label.get_text().split("\n"))
+             for label in ax.get_xticklabels()]
+    ax.set_xticks(ticks, texts)
+    if _x_labels_overlap(ax):
+        plt.setp(ax.get_xticklabels(), rotation=90)
 
 
 def series_color(index: int) -> str:

@@ -97,3 +97,45 @@ def test_est_plot_renders_a_run_directory(tmp_path, capsys):
     assert "loss_val_vs_wall.pdf" in names and "run_slice_1d.png" in names
     assert main(["plot", str(run), "--x", "epoch"]) == 2
     assert "unknown axis 'epoch'" in capsys.readouterr().err
+
+
+def _overlapping_x_labels(fig: Figure) -> list[tuple[str, str]]:
+    """Pairs of neighbouring x tick labels whose drawn boxes overlap, on every panel."""
+    fig.canvas.draw()
+    pairs = []
+    for ax in fig.axes:
+        labels = [label for label in ax.get_xticklabels() if label.get_text()]
+        boxes = [label.get_window_extent() for label in labels]
+        pairs += [(a.get_text(), b.get_text()) for a, b, box_a, box_b in
+                  zip(labels, labels[1:], boxes, boxes[1:]) if box_a.overlaps(box_b)]
+    return pairs
+
+
+def test_tick_labels_of_many_long_runs_do_not_overlap_and_methods_are_named():
+    traces = pd.DataFrame({"run": [f"{m} seed {s}" for m in ("Original", "EST") for s in range(3)],
+                           "trace": [12800.0, 14200, 13200, 12700, 10300, 11800],
+                           "ci_low": 10000.0, "ci_high": 15000.0})
+    figure = plotting.trace_bars(traces)
+    assert _overlapping_x_labels(figure) == []
+    colours = {bar.get_facecolor() for bar in figure.axes[0].patches[:3]}
+    assert len(colours) == 1  # the seeds of a method share its colour, and the legend names it
+    assert [t.get_text() for t in figure.axes[0].get_legend().get_texts()] == ["Original", "EST"]
+    transitions = pd.DataFrame({"boundary": [2707, 9476] * 3, "seed": [0, 0, 1, 1, 2, 2],
+                                "rates_before": ["(0.5, 0.5, 0.5)", "(0.5, 0.5, 1.0)"] * 3,
+                                "rates_after": ["(0.5, 0.5, 1.0)", "(1.0, 1.0, 1.0)"] * 3,
+                                "observed_drop": 0.1, "observed_drop_stderr": 0.05,
+                                "delta_R": 0.05, "delta_R_stderr": 0.01})
+    figure = plotting.transition_drops(transitions)
+    assert _overlapping_x_labels(figure) == []
+    labels = [t.get_text().replace("\n", " ") for t in figure.axes[0].get_xticklabels()]
+    assert "step 2707, seed 1 (.5,.5,.5) -> (.5,.5,1)" in labels
+
+
+def test_the_stage_bands_of_a_multi_method_figure_say_whose_they_are():
+    def metrics(stages):
+        return pd.DataFrame({"step": range(6), "stage": stages, "p_H": 0.5, "p_M": 0.5, "p_L": 1.0,
+                             "train_loss": [5, 4, 3.5, 3, 2.8, 2.7], "val_loss": [5, 4, 3.5, 3, 2.8, 2.7],
+                             "tokens": range(6), "cum_flops": range(6), "wall_s": range(6)})
+    figure = plotting.loss_curves({"Original": metrics([1] * 6), "EST": metrics([1, 1, 2, 2, 3, 3])})
+    texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
+    assert texts == ["Original", "EST", "stages of EST"]
