@@ -111,15 +111,23 @@ def paired(a: Iterable[float], b: Iterable[float], level: float = 0.95) -> Diffe
 def tost(a: Iterable[float], b: Iterable[float], margin: float) -> float:
     """p-value of the two one-sided Welch tests that |mean(a) - mean(b)| < `margin`: a small
     p shows equivalence within the margin (nan when a side has fewer than two samples)."""
+    return tost_test(a, b, margin)[0]
+
+
+def tost_test(a: Iterable[float], b: Iterable[float], margin: float) -> tuple[float, float, float]:
+    """(p, t, df) of TOST: the p-value (the larger of the two one-sided ones) and the t
+    statistic and Welch degrees of freedom of the one-sided test that gives it (nan when a
+    side has fewer than two samples)."""
     if not margin > 0:
         raise ValueError(f"an equivalence margin must be positive, got {margin}")
     x, y = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
     if x.size < 2 or y.size < 2:
-        return math.nan
+        return math.nan, math.nan, math.nan
     with _one_side_constant():
-        above = stats.ttest_ind(x, y - margin, equal_var=False, alternative="greater").pvalue
-        below = stats.ttest_ind(x, y + margin, equal_var=False, alternative="less").pvalue
-    return float(max(above, below))
+        above = stats.ttest_ind(x, y - margin, equal_var=False, alternative="greater")
+        below = stats.ttest_ind(x, y + margin, equal_var=False, alternative="less")
+    binding = above if above.pvalue >= below.pvalue else below
+    return float(binding.pvalue), float(binding.statistic), float(binding.df)
 
 
 def holm(pvalues: Iterable[float]) -> list[float]:

@@ -33,7 +33,7 @@ from est_analysis.plotting import ladder_figure, save
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
 from est_analysis.repro.workspace import Workspace, find_workspace
-from est_analysis.stats import welch
+from est_analysis.stats import paired, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
@@ -223,6 +223,12 @@ def ladder_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 continue
             d = welch(est_loss, other["final_val_loss"])
             line |= {name: d.estimate, f"{name}_low": d.low, f"{name}_high": d.high, f"{name}_p": d.p}
+            pairs = arm["EST"].set_index("seed")["final_val_loss"].to_frame("est").join(
+                other.set_index("seed")["final_val_loss"].rename("other"), how="inner")
+            if len(pairs):  # the same seed: the same initialisation and data order
+                e = paired(pairs["est"], pairs["other"])
+                line |= {f"{name}_paired_low": e.low, f"{name}_paired_high": e.high,
+                         f"{name}_paired_p": e.p}
         line["matched_loss"] = arm["Original at EST's FLOPs"]["final_val_loss"].mean()
         saving, low, high, p, bound = iso_loss_saving(arm["EST"], originals_of[model])
         line |= {"iso_loss_saving": saving, "iso_loss_saving_low": low,

@@ -83,9 +83,15 @@ def loss_table(table: str, rows: pd.DataFrame) -> str:
 
 
 def _interval(line: pd.Series, name: str, digits: int = 3) -> str:
+    """The difference with its paired (by seed) interval and p where the summary has them,
+    Welch's p beside; else Welch's interval and p."""
     if math.isnan(line[name]):
         return ""
     text = f"{line[name]:+.{digits}f}"
+    if not pd.isna(line.get(f"{name}_paired_p", math.nan)):
+        return text + (f" (paired {line[f'{name}_paired_low']:+.{digits}f}.."
+                       f"{line[f'{name}_paired_high']:+.{digits}f}, p {line[f'{name}_paired_p']:.2g}; "
+                       f"Welch p {line[f'{name}_p']:.2g})")
     if not math.isnan(line[f"{name}_p"]):
         text += f" ({line[f'{name}_low']:+.{digits}f}..{line[f'{name}_high']:+.{digits}f}, p {line[f'{name}_p']:.2g})"
     return text
@@ -159,7 +165,8 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
     for axis, title in (("length", "Ladder, length axis"), ("size", "Ladder, size axis")):
         if not ladder.empty and (ladder["axis"] == axis).any():
             runs = _rows(results_dir / "ladder.csv", scale)
-            sections.append(f"**{title}** (`results/ladder_summary.csv`; Welch intervals, bootstrap "
+            sections.append(f"**{title}** (`results/ladder_summary.csv`; intervals paired by seed "
+                            f"with Welch's p beside, bootstrap "
                             f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
                             f":\n\n{ladder_table(ladder, axis)}")
     for study, title in STUDY_TITLES.items():
@@ -185,8 +192,8 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
     if not length.empty:
         rungs = "; ".join(f"{line['rung']:g}: {_interval(line, 'gap_matched')}"
                           for _, line in length.iterrows())
-        bullets.append(f"**Length** (`gpt2-regime`, {int(length['seeds'].min())} seeds per rung, "
-                       f"Welch): EST - compute-matched Original by tokens/parameter: {rungs}.")
+        bullets.append(f"**Length** (`gpt2-regime`, {int(length['seeds'].min())} seeds per rung): "
+                       f"EST - compute-matched Original by tokens/parameter: {rungs}.")
     for study, what in (("width", "Width"), ("lr", "Peak LR and schedule"),
                         ("ablation", "One component at a time"), ("control", "Positive control")):
         rows = _rows(results_dir / f"{study}.csv", scale)

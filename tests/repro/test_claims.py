@@ -87,3 +87,45 @@ def test_c5_at_equal_loss_compares_est_with_the_original_runs_at_its_loss():
     claims = _judge(equal_loss=equal_loss)
     assert claims["verdict"]["C5 at equal loss"] == "does not hold"
     assert _judge()["verdict"]["C5 at equal loss"] == "not measured"
+
+
+def _ladder(**top):
+    line = {"axis": "length", "model": "gpt2-regime", "tokens_per_param": 300.0, "seeds": 3,
+            "gap_matched": 0.08, "gap_matched_low": 0.03, "gap_matched_high": 0.13,
+            "gap_matched_p": 0.015, "gap_matched_paired_low": 0.06, "gap_matched_paired_high": 0.10,
+            "gap_matched_paired_p": 0.003, "iso_loss_saving": -0.5, "iso_loss_saving_low": -0.8,
+            "iso_loss_saving_high": -0.2, "iso_loss_saving_p": 0.99, "iso_loss_bound": ""}
+    return pd.DataFrame([line | top])
+
+
+def test_the_equivalence_row_shows_tosts_own_statistic():
+    c1 = _judge().loc["C1"]
+    est = TABLE2[TABLE2.label == "EST"]["final_val_loss"]
+    orig = TABLE2[TABLE2.label == "Original"]["final_val_loss"]
+    above = sps.ttest_ind(est, orig - 0.02, equal_var=False, alternative="greater")
+    below = sps.ttest_ind(est, orig + 0.02, equal_var=False, alternative="less")
+    binding = max(above, below, key=lambda r: r.pvalue)
+    assert c1["p"] == pytest.approx(binding.pvalue)
+    assert c1["statistic"] == pytest.approx(binding.statistic)  # not Welch's t of the difference
+    assert c1["df"] == pytest.approx(binding.df)
+
+
+def test_c1_compute_matched_is_paired_and_a_bound_is_not_tested():
+    claims = _judge(ladder=_ladder())
+    matched = claims.loc["C1 compute-matched"]
+    assert matched["verdict"] == "does not hold" and "paired 95 % CI +0.0600..+0.1000" in matched["measured"]
+    assert matched["p"] == pytest.approx(1 - 0.003 / 2)  # one-sided, claimed EST < matched
+    bounded = _judge(ladder=_ladder(iso_loss_bound="at most"))
+    iso = bounded.loc["C1 iso-loss"]
+    assert iso["verdict"] == "not shown" and math.isnan(iso["p"]) and "not tested" in iso["measured"]
+
+
+def test_does_not_hold_is_holm_corrected_too():
+    """The opposite direction is corrected as one family with Holm, as the claimed one is: a
+    one-sided p just under 0.05 is not enough among several claims."""
+    claims = _judge(ladder=_ladder(gap_matched_paired_p=0.08)).reset_index()
+    tested = claims[claims["p"].notna()]
+    matched = claims.set_index("claim").loc["C1 compute-matched"]
+    assert 1 - matched["p"] < 0.05  # significant alone in the opposite direction
+    opposite = (1 - tested["p"]).where(tested["claim"] == "C1 compute-matched")
+    assert len(tested) > 3 and matched["verdict"] == "not shown", opposite.dropna()

@@ -47,7 +47,7 @@ def test_ladder_at_smoke_scale(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "paper_repro").mkdir()
     assert main(["repro", "ladder", "--scale", "smoke", "--no-progress", "--json"]) == 0
-    rows = pd.read_csv(tmp_path / "paper_repro" / "results" / "ladder.csv")
+    rows = pd.read_csv(tmp_path / "paper_repro" / "smoke" / "results" / "ladder.csv")
     length = rows[rows["axis"] == "length"]
     # rungs 0.03 and 0.06 with three arms, the fit-only length with Original alone; 2 seeds
     assert len(length) == 2 * (2 * 3 + 1)
@@ -60,9 +60,9 @@ def test_ladder_at_smoke_scale(tmp_path, monkeypatch, capsys):
     assert set(rows.loc[rows["axis"] == "size", "model"]) == {"gpt2-regime-d16", "gpt2-regime"}
     summary = pd.DataFrame(json.loads(capsys.readouterr().out))
     assert len(summary) == 4 and summary["gap_matched"].notna().all()
-    assert (tmp_path / "figures" / "ladder_smoke.png").is_file()
+    assert (tmp_path / "paper_repro" / "smoke" / "figures" / "ladder_smoke.png").is_file()
     # a rerun reuses every run (nothing trained: each row names the same run directory)
     assert main(["repro", "ladder", "--scale", "smoke", "--no-progress", "--json"]) == 0
-    again = pd.read_csv(tmp_path / "paper_repro" / "results" / "ladder.csv")
+    again = pd.read_csv(tmp_path / "paper_repro" / "smoke" / "results" / "ladder.csv")
     assert list(again["run_dir"]) == list(rows["run_dir"])
     assert list(again["train_wall_s"]) == list(rows["train_wall_s"])

@@ -16,7 +16,7 @@ from est_analysis.training import TrainConfig, train
 def workspace(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "paper_repro").mkdir()
-    return tmp_path / "paper_repro" / "results"
+    return tmp_path / "paper_repro" / "smoke" / "results"  # the smoke scale's scratch workspace
 
 
 def study(name: str, results) -> pd.DataFrame:
@@ -54,7 +54,7 @@ def test_runs_shared_with_the_ladder_are_read_from_its_results(workspace):
     ladder = pd.DataFrame([original.to_dict() | {"final_val_loss": 1.25, "axis": "length"}])
     ladder.to_csv(workspace / "ladder.csv", index=False)
     # the run's directory is gone: the study must take the ladder's row, not retrain it
-    shutil.rmtree(workspace.parent / original["run_dir"].removeprefix("paper_repro/"))
+    shutil.rmtree(workspace.parents[2] / original["run_dir"])  # recorded from the root
     again = study("ablation", workspace)
     reused = again[(again["arm"] == "Original") & (again["seed"] == 0)].iloc[0]
     assert reused["final_val_loss"] == 1.25 and reused["reused_from"] == "ladder.csv"
