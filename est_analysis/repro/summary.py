@@ -203,17 +203,18 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
         versus = {"width": "Original at EST's FLOPs", "lr": "Original at EST's FLOPs",
                   "ablation": "Original", "control": "Original"}[study]
         lines = summary[summary["versus"] == versus]
-        if "measure" in lines:
-            lines = lines[lines["measure"] == "final_val_loss"]
         if lines.empty:
             continue
-        parts = "; ".join(f"{line['group'] if study != 'ablation' else line['arm']}: "
+        name = {"ablation": lambda line: line["arm"],
+                "control": lambda line: f"{line['arm']}, {line['measure'].replace('_val_loss', '')} "
+                                        "validation loss"}.get(study, lambda line: line["group"])
+        parts = "; ".join(f"{name(line)}: "
                           f"{line['diff']:+.3f} ({int(line['seeds'])} seed{'s' * (line['seeds'] > 1)}"
                           + (f", paired p {line['p_paired']:.2g})" if not pd.isna(line['p_paired']) else ")")
                           for _, line in lines.iterrows())
+        subject = {"ablation": "each variant", "control": "each arm"}.get(study, lines.iloc[0]["arm"])
         bullets.append(f"**{what}** (`results/{study}.csv`, {len(rows)} runs so far): "
-                       f"{lines.iloc[0]['arm'] if study != 'ablation' else 'each variant'} minus "
-                       f"{versus}: {parts}.")
+                       f"{subject} minus {versus}: {parts}.")
     return "\n".join(f"- {b}" for b in bullets) + "\n"
 
 
