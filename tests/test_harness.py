@@ -17,17 +17,27 @@ WORDS = "the king queen lord lady sword crown night day love death".split()
 
 
 def _log_likelihood(model, tokenizer, context: str, continuation: str) -> tuple[float, bool]:
-    """(sum of log p(continuation | context), every continuation token greedy)."""
+    """(sum of log p(continuation | context), every continuation token greedy), the text
+    tokenized as the run's own tokenizer tokenizes it whole: the continuation is what follows
+    the context's tokens."""
     ctx = tokenizer.encode_batch([context])[0].ids
-    cont = tokenizer.encode_batch([continuation])[0].ids
+    whole = tokenizer.encode_batch([context + continuation])[0].ids
+    assert whole[:len(ctx)] == ctx, "the context's tokens are not a prefix of the text's"
+    cont = whole[len(ctx):]
     with torch.no_grad():
         logits = model(torch.tensor([ctx + cont]))[0, len(ctx) - 1:-1].log_softmax(-1)
     targets = torch.tensor(cont)
     return logits[range(len(cont)), targets].sum().item(), bool((logits.argmax(-1) == targets).all())
 
 
-def test_local_tasks_score_as_our_direct_computation(tmp_path, capsys):
-    run = train(TrainConfig(scale="smoke", steps=60, eval_every=30), tmp_path / "run", progress=False)
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_local_tasks_score_as_our_direct_computation(kind, sentencepiece_model, tmp_path, capsys):
+    """On a byte-level BPE (GPT-2) run and on a SentencePiece (Llama) run, where a doubled
+    space before a choice changes its tokens (issue #26: acc 0.344 from the harness, 0.188
+    directly, before the delimiter was set)."""
+    spm = {"preset": "est-tinyllama", "tokenizer": str(sentencepiece_model)} if kind == "sentencepiece" else {}
+    run = train(TrainConfig(scale="smoke", steps=60, eval_every=30, **spm), tmp_path / "run",
+                progress=False)
     texts = [" ".join(WORDS[(i * 3 + j * 7) % len(WORDS)] for j in range(8)) for i in range(10)]
     quiz = [{"query": f"The {WORDS[i]} said to the", "choices": [" queen", " sword", " night"],
              "gold": i % 3} for i in range(9)]
