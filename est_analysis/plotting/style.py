@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import sys
 import textwrap
 import zlib
 from pathlib import Path
 
 import matplotlib
 
-matplotlib.use("Agg")
+if "ipykernel" not in sys.modules:  # files only; a notebook keeps its inline backend
+    matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 from est_analysis.io import atomic_write  # noqa: E402

@@ -71,6 +71,24 @@ def missing_runs(rows: pd.DataFrame) -> list[Path]:
     return [path for path in map(workspace.resolve, rows["run_dir"]) if not RunDir(path).has_run]
 
 
+def missing_note(missing: list[Path], scale: str) -> str:
+    """Markdown for a figure some of whose runs are not on this machine: how many, named as
+    the results record them (relative to the checkout), and that the figure is not saved."""
+    workspace = find_workspace()
+    named = [workspace.recorded(path) for path in missing]
+    listed = ", ".join(f"`{name}`" for name in named[:3]) + (", ..." if len(named) > 3 else "")
+    return (f"{len(named)} of this figure's runs are not on this machine ({listed}): they are "
+            f"left out, and the partial figure is not saved over the committed one "
+            f"(`est repro ... --scale {scale}` recreates the runs).")
+
+
+def verdicts_markdown(verdicts: pd.DataFrame) -> str:
+    """One bullet per claim: what was measured, the test, p, Holm's p and the verdict."""
+    return "\n".join(f"- **{r.claim}** ({r.paper}): {r.measured}; {r.test or 'no test'}, "
+                     f"p = {r.p:.3g}, Holm {r.p_holm:.3g} → **{r.verdict}**"
+                     for r in verdicts.itertuples())
+
+
 def loss_histories(rows: pd.DataFrame) -> tuple[dict[str, list[pd.DataFrame]], list[Path]]:
     """Per label (in table order), the metrics.csv of every seed whose run directory is on this
     machine, and the run directories that are not. Run directories are not committed; a clone
