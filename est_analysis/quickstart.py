@@ -124,15 +124,13 @@ def verdict_table(records: list[dict]) -> pd.DataFrame:
 def committed_result(tokens_per_param: float = TOKENS_PER_PARAM) -> dict | None:
     """The multi-seed ladder result at this length (paper_repro/results/ladder_summary.csv of
     the checkout), or None outside a checkout."""
-    try:
-        path = find_workspace().results / "ladder_summary.csv"
-    except (FileNotFoundError, ValueError):
-        return None
+    workspace = find_workspace()
+    path = workspace.results / "ladder_summary.csv"
     if not path.exists():
         return None
     rows = pd.read_csv(path).query("scale == 'regime' and axis == 'length' and model == 'gpt2-regime'")
     rows = rows[(rows["rung"] - tokens_per_param).abs() < 1e-9]
-    return None if rows.empty else rows.iloc[0].to_dict() | {"file": str(path)}
+    return None if rows.empty else rows.iloc[0].to_dict() | {"file": workspace.recorded(path)}
 
 
 def verdict(table: pd.DataFrame, committed: dict | None) -> str:
@@ -152,12 +150,15 @@ def verdict(table: pd.DataFrame, committed: dict | None) -> str:
         "or seeds).",
         "One seed cannot tell a gap of this size from seed-to-seed noise."]
     if committed is not None:
+        paired = not pd.isna(committed.get("gap_matched_paired_p"))
+        key = "gap_matched_paired" if paired else "gap_matched"
         lines.append(
             f"The committed result for this setting ({int(committed['seeds'])} seeds, "
             f"{committed['file']}): EST - compute-matched Original = "
-            f"{committed['gap_matched']:+.3f} nats (95 % CI {committed['gap_matched_low']:+.3f} to "
-            f"{committed['gap_matched_high']:+.3f}, p = {committed['gap_matched_p']:.2g}); why, "
-            "by width, component and learning rate: the README's regime section.")
+            f"{committed['gap_matched']:+.3f} nats ({'paired by seed, ' if paired else ''}95 % CI "
+            f"{committed[f'{key}_low']:+.3f} to {committed[f'{key}_high']:+.3f}, p = "
+            f"{committed[f'{key}_p']:.2g}" + (f"; Welch p = {committed['gap_matched_p']:.2g}" if paired else "")
+            + "); why, by width, component and learning rate: docs/reproduction.md.")
     lines.append("It does not show the paper's regime (GPT-2 124 M at ~630 tokens per "
                  "parameter): at 69 k parameters the subnetworks keep 2 heads of size 8.")
     return "\n".join(lines)
