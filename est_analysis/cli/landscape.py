@@ -63,10 +63,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         add_output_options(q)
 
 
-def _finish(args: argparse.Namespace, table: pd.DataFrame, figure=None, **summary) -> None:
+def _finish(args: argparse.Namespace, table: pd.DataFrame, figure=None, record: str | None = None,
+            **summary) -> None:
     if figure is not None:
         plotting.save(figure, args.plot)
-    emit_table(args, table, summary)
+    emit_table(args, table, summary, record=record)
 
 
 def _grid(points: int, low: float, high: float) -> np.ndarray:
@@ -89,7 +90,8 @@ def run_slice(args: argparse.Namespace) -> None:
         table = slice_2d(run.model, loss, first, second, alphas, alphas, progress)
         if args.plot:
             figure = plotting.landscape_2d(table)
-    _finish(args, table, figure, run=str(args.run), step=run.step, seed=args.seed)
+    _finish(args, table, figure, f"slice_{args.dims}d", run=str(args.run), step=run.step,
+            seed=args.seed)
 
 
 def run_interpolate(args: argparse.Namespace) -> None:
@@ -103,7 +105,7 @@ def run_interpolate(args: argparse.Namespace) -> None:
     if args.plot:
         figure = plotting.landscape_1d({f"{args.run} -> {args.other}": table},
                                        "alpha (0: RUN, 1: OTHER)")
-    _finish(args, table, figure, start=str(args.run), end=str(args.other))
+    _finish(args, table, figure, "interpolation", start=str(args.run), end=str(args.other))
 
 
 def run_sharpness(args: argparse.Namespace) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -45,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="x axes among step,tokens,flops,wall (default %(default)s)")
     p.add_argument("--smooth", type=positive_int, default=10,
                    help="training-loss moving average (steps)")
-    p.add_argument("--out", type=Path, help="output directory (default: RUN/figures of the first run)")
+    p.add_argument("--out", type=Path, help="output directory (default: RUN/figures for one run, "
+                   "figures/ in the runs' common parent directory for several)")
     p.set_defaults(func=run)
 
 
@@ -61,7 +63,9 @@ def run(args: argparse.Namespace) -> None:
     runs: dict[str, list[pd.DataFrame]] = {}
     for label, run in zip(labels, run_dirs):
         runs.setdefault(label, []).append(run.read_metrics())
-    out = args.out or run_dirs[0].figures
+    # one run: its own figures/; several: figures/ beside them, not inside the first one
+    out = args.out or (run_dirs[0].figures if len(run_dirs) == 1 else
+                       Path(os.path.commonpath([os.path.abspath(r.path) for r in run_dirs])) / "figures")
     written = []
     for x in axes:
         for y in ("train", "val"):

@@ -197,3 +197,15 @@ def test_hessian_trace_gives_an_interval_over_batches(tmp_path, capsys):
     assert low < result["batch_mean"] < high and (high - low) > 0
     assert main(["hessian", "trace", str(run), "--batches", "1", "--over-batches"]) == 2
     assert "--over-batches needs --batches 2 or more" in capsys.readouterr().err
+
+
+def test_est_plot_of_several_runs_writes_beside_them_not_into_the_first(tmp_path, capsys):
+    for name in ("a", "b"):
+        assert main(["train", "--scale", "smoke", "--steps", "10", "--out", str(tmp_path / "runs" / name),
+                     "--no-progress"]) == 0
+    assert main(["plot", str(tmp_path / "runs" / "a"), str(tmp_path / "runs" / "b")]) == 0
+    assert (tmp_path / "runs" / "figures" / "loss_val_vs_step.png").exists()
+    assert not (tmp_path / "runs" / "a" / "figures").exists()
+    assert main(["landscape", "slice", str(tmp_path / "runs" / "a"), "--points", "3", "--batches", "1",
+                 "--no-progress"]) == 0
+    assert (tmp_path / "runs" / "a" / "diagnostics" / "slice_1d.csv").exists()  # est plot draws it
