@@ -8,7 +8,7 @@ import pandas as pd
 from matplotlib import pyplot as plt
 from matplotlib.ticker import NullFormatter
 
-from est_analysis.plotting.style import color_for, new_figure
+from est_analysis.plotting.style import color_for, new_figure, series_color
 
 
 def _errorbar(ax: plt.Axes, x: pd.Series, y: pd.Series, low: pd.Series, high: pd.Series,
@@ -18,13 +18,18 @@ def _errorbar(ax: plt.Axes, x: pd.Series, y: pd.Series, low: pd.Series, high: pd
     ax.errorbar(x, y, yerr=yerr, fmt=f"{marker}-", capsize=3, color=color, label=label)
 
 
-def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None = None
-                  ) -> plt.Figure:
+def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None = None,
+                  width: pd.DataFrame | None = None) -> plt.Figure:
     """Three panels: gap (EST - Original, EST - Original at EST's FLOPs) and iso-loss saving
     against tokens per parameter (the length axis), and both gaps against parameters (the size
     axis). Bars are 95 % intervals (Welch; bootstrap for the saving); a hollow marker is a bound
-    (EST's loss outside Original's measured range). `paper_regimes` marks the paper's runs."""
-    fig, (gap_ax, saving_ax, size_ax) = new_figure(3, width=5.0, layout="constrained")
+    (EST's loss outside Original's measured range). `paper_regimes` marks the paper's runs.
+    With `width` (`width_gaps` of the width study) a fourth panel: EST - Original at EST's
+    FLOPs against width at fixed depth and head size, one line per length."""
+    fig, axes = new_figure(3 if width is None else 4, width=5.0, layout="constrained")
+    gap_ax, saving_ax, size_ax = axes[:3]
+    if width is not None:
+        _width_panel(axes[3], width)
     length = summary[summary["axis"] == "length"].sort_values("tokens_per_param")
     size = summary[summary["axis"] == "size"].sort_values("params")
     for frame, ax, x in ((length, gap_ax, "tokens_per_param"), (size, size_ax, "params")):
@@ -71,3 +76,23 @@ def ladder_figure(summary: pd.DataFrame, paper_regimes: dict[str, float] | None 
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
     return fig
+
+
+def _width_panel(ax: plt.Axes, width: pd.DataFrame) -> None:
+    """EST - compute-matched Original (paired 95 % interval; a point without one is a single
+    seed) against d_model, one line per tokens per parameter."""
+    for i, (tpp, line) in enumerate(width.sort_values("d_model").groupby("tokens_per_param")):
+        _errorbar(ax, line["d_model"], line["diff"], line["diff_low"], line["diff_high"],
+                  f"{tpp:g} tokens/parameter", series_color(i))
+        for _, point in line.iterrows():
+            ax.annotate(f"{int(point['seeds'])} seed{'s' * (point['seeds'] > 1)}",
+                        (point["d_model"], point["diff"]), textcoords="offset points",
+                        xytext=(4, 4), fontsize=6)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(sorted(width["d_model"].unique()), [f"{d:g}" for d in sorted(width["d_model"].unique())])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("d_model (4 layers, head size 8, heads = d / 8)")
+    ax.set_ylabel("EST - Original at EST's FLOPs")
+    ax.set_title("width (partial: issue #24)")
+    ax.legend(fontsize=7)

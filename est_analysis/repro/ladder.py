@@ -251,5 +251,28 @@ def report_ladder(scale: str, figures_dir: Path | None = None) -> tuple[pd.DataF
     upsert_rows(workspace.results / "ladder_summary.csv", summary, scale)
     regimes = {"GPT-2": paper_tokens_per_param("est-gpt2"),
                "TinyLlama": paper_tokens_per_param("est-tinyllama")}
-    figure = save(ladder_figure(summary, regimes), (figures_dir or workspace.figures) / f"ladder_{scale}")
+    width_path = workspace.results / "width.csv"
+    width = width_gaps(read_results(width_path).query("scale == @scale")) if width_path.exists() else None
+    figure = save(ladder_figure(summary, regimes, width if width is not None and len(width) else None),
+                  (figures_dir or workspace.figures) / f"ladder_{scale}")
     return summary, figure
+
+
+def width_gaps(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per model and length of the width study: d_model and EST minus Original at EST's FLOPs,
+    paired by seed (the interval is nan with one seed)."""
+    lines = []
+    for _, group in rows.groupby("group", sort=False):  # a model at one length, all its arms
+        est_rows = group[group["arm"] == "EST"]
+        if est_rows.empty:
+            continue
+        model, tpp = est_rows["model"].iloc[0], round(float(est_rows["tokens_per_param"].mean()), 1)
+        est = est_rows.set_index("seed")["final_val_loss"]
+        matched = group[group["arm"] == "Original at EST's FLOPs"].set_index("seed")["final_val_loss"]
+        pairs = est.to_frame("est").join(matched.rename("matched"), how="inner")
+        if pairs.empty:
+            continue
+        d = paired(pairs["est"], pairs["matched"])
+        lines.append({"model": model, "d_model": get_config(model).d_model, "tokens_per_param": tpp,
+                      "seeds": len(pairs), "diff": d.estimate, "diff_low": d.low, "diff_high": d.high})
+    return pd.DataFrame(lines)

@@ -66,3 +66,20 @@ def test_ladder_at_smoke_scale(tmp_path, monkeypatch, capsys):
     again = pd.read_csv(tmp_path / "paper_repro" / "smoke" / "results" / "ladder.csv")
     assert list(again["run_dir"]) == list(rows["run_dir"])
     assert list(again["train_wall_s"]) == list(rows["train_wall_s"])
+
+
+def test_width_gaps_pair_est_with_the_matched_original_of_its_own_seed():
+    from est_analysis.repro.ladder import width_gaps
+    from est_analysis.plotting import ladder_figure
+
+    rows = pd.DataFrame([{"group": f"{m} @ 16 tok/param", "model": m, "arm": arm, "seed": s,
+                          "tokens_per_param": 16.0 if arm != "Original at EST's FLOPs" else 12.6,
+                          "final_val_loss": loss + s * 0.1}
+                         for m in ("gpt2-regime", "gpt2-l4-d64-h8")
+                         for arm, loss in (("Original", 3.0), ("EST", 3.2), ("Original at EST's FLOPs", 3.1))
+                         for s in range(3)])
+    gaps = width_gaps(rows)
+    assert list(gaps["d_model"]) == [32, 64] and list(gaps["tokens_per_param"]) == [16.0, 16.0]
+    assert gaps["diff"].tolist() == pytest.approx([0.1, 0.1]) and (gaps["seeds"] == 3).all()
+    summary = pd.DataFrame({"axis": [], "tokens_per_param": [], "params": []})
+    assert len(ladder_figure(summary, width=gaps).axes) == 4
