@@ -18,8 +18,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        "and their curvature, in a few minutes", description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/quickstart"), help="(default: %(default)s)")
-    p.add_argument("--seed", type=NONNEGATIVE_INT.argtype(), default=0, help="(default 0: the "
-                   "committed ladder's seed 0, so the numbers can be checked against it)")
+    p.add_argument("--seed", type=NONNEGATIVE_INT.argtype(), default=0,
+                   help="(default 0, the seed of the committed ladder's seed-0 runs of this setting)")
     p.add_argument("--tokens-per-param", type=POSITIVE.argtype(), default=64,
                    help="training length (default 64, a rung of the committed ladder)")
     p.add_argument("--workers", type=POSITIVE_INT.argtype(), default=2,
