@@ -15,6 +15,9 @@ COMMANDS = {"quickstart": "quickstart", "train": "train", "data": "data", "compa
             "eval": "downstream", "landscape": "landscape", "plot": "plot", "repro": "repro",
             "list": "listing"}
 
+RESUME = {"train": "rerun with --resume to continue",  # what to do after Ctrl-C
+          "repro": "run the same command again: finished runs are reused, the others resume"}
+
 EXAMPLES = """examples:
   est quickstart                                # the main job: EST vs a compute-matched Original
   est compare                                   # Original vs EST at cpu scale, a few minutes
@@ -82,7 +85,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"est {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"est {args.command}: interrupted; rerun with --resume to continue", file=sys.stderr)
+        hint = RESUME.get(args.command)
+        print(f"est {args.command}: interrupted" + (f"; {hint}" if hint else ""), file=sys.stderr)
         return 130
     finally:
         warnings.formatwarning = formatwarning

@@ -137,7 +137,7 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
         out = RunDir(workspace.runs / scale / spec.key)
         record = ensure_trained(spec, out, progress, ladder.fingerprint)
         rows.append(_row(axis, rung, arm, spec, out, record, workspace))
-        upsert_rows(path, pd.DataFrame(rows).assign(scale=scale), scale)  # each run when done
+        upsert_rows(path, pd.DataFrame(rows).assign(scale=scale), scale, key=("axis", "run_dir"))
         bar.update()
         return record
 
@@ -150,6 +150,8 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
             est = done(axis, rung, "EST", replace(original, method="est"))
             done(axis, rung, "Original at EST's FLOPs", matched_original(original, orig, est))
     bar.close()
+    if rows:  # the axes run, whole: rows no longer planned on them go, other axes' stay
+        upsert_rows(path, pd.DataFrame(rows).assign(scale=scale), scale, key=("axis",))
     return read_results(path)
 
 

@@ -180,11 +180,20 @@ def read_results(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"commit": str, "config_hash": str})
 
 
-def upsert_rows(path: Path, table: pd.DataFrame, scale: str) -> pd.DataFrame:
-    """Replace this scale's rows of the CSV at `path` by `table`, atomically."""
+def upsert_rows(path: Path, table: pd.DataFrame, scale: str,
+                key: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """Write `table` as this scale's rows of the CSV at `path`, atomically. Without `key` it
+    replaces all of the scale's rows (a finished loop: cells no longer planned go). With `key`
+    (the columns that name a row, e.g. run_dir) it replaces only the rows whose key `table`
+    has, so a loop that writes as it goes and is stopped partway keeps the rows it had not
+    reached yet: the only copy of a run whose directory is gone."""
     if path.exists():
         old = read_results(path)
-        table = pd.concat([old[old["scale"] != scale], table], ignore_index=True)
+        stale = old["scale"] == scale
+        if key is not None:
+            written = pd.MultiIndex.from_frame(table[list(key)].astype(str))
+            stale &= pd.MultiIndex.from_frame(old.reindex(columns=list(key)).astype(str)).isin(written)
+        table = pd.concat([old[~stale], table], ignore_index=True)
     atomic_write_text(path, table.to_csv(index=False))
     return table
 
@@ -216,5 +225,6 @@ def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path 
         record = ensure_trained(spec, out, progress, experiment.fingerprint)
         rows.append(_row(experiment, spec, out, record, workspace))
         result = _with_ratios(pd.DataFrame(rows))
-        upsert_rows(results_dir / f"{table}.csv", result, scale)  # each row as soon as it is done
+        upsert_rows(results_dir / f"{table}.csv", result, scale, key=("run_dir",))  # as it is done
+    upsert_rows(results_dir / f"{table}.csv", result, scale)  # the whole table: the plan's rows
     return result

@@ -137,12 +137,19 @@ class _Trainer:
                 "reused_from": "ladder.csv" if source == "ladder.csv" else "",
                 **{k: record[k] for k in ("commit", "config_hash", "device", "machine", "torch")}}
         self.rows.append(row)
-        upsert_rows(self.path, pd.DataFrame(self.rows), self.scale)
-        if self.curves:
-            upsert_rows(self.workspace.results / "control_curves.csv", pd.concat(self.curves),
-                        self.scale)
+        self.write(key=True)
         self.bar.update()
         return record
+
+    def write(self, key: bool) -> None:
+        """The rows (and control curves) so far: with `key` only theirs are replaced (a
+        resumed study stopped partway keeps the rows it has not reached); without, the
+        scale's rows become exactly these (the study finished)."""
+        cell = ("group", "arm", "seed") if key else None
+        upsert_rows(self.path, pd.DataFrame(self.rows), self.scale, cell)
+        if self.curves:
+            upsert_rows(self.workspace.results / "control_curves.csv", pd.concat(self.curves),
+                        self.scale, cell)
 
     def three_arms(self, group: str, original: TrainConfig) -> tuple[dict, dict]:
         """Original, EST and Original at EST's FLOPs (the ladder's arms) from `original`."""
@@ -208,6 +215,7 @@ def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
     at, spec = load_study(study, scale)
     train = _Trainer(study, scale, spec["scales"][scale].get("fingerprint"), progress)
     RUNNERS[study](train, at, spec)
+    train.write(key=False)
     train.bar.close()
     return read_results(train.path).query("scale == @scale")
 

@@ -116,6 +116,20 @@ def test_a_commit_made_of_digits_stays_text(tmp_path):
     assert read_results(path)["commit"].tolist() == ["0929207", "9292077"]
 
 
+def test_keyed_upsert_replaces_only_the_rows_it_names(tmp_path):
+    path = tmp_path / "table.csv"
+    rows = pd.DataFrame({"scale": ["cpu", "smoke", "smoke"], "run_dir": ["a", "a", "b"],
+                         "loss": [1.0, 2.0, 3.0]})
+    upsert_rows(path, rows, "smoke")
+    upsert_rows(path, pd.DataFrame({"scale": ["smoke"], "run_dir": ["b"], "loss": [4.0]}), "smoke",
+                key=("run_dir",))
+    assert read_results(path).to_dict("list") == {"scale": ["cpu", "smoke", "smoke"],
+                                                  "run_dir": ["a", "a", "b"],
+                                                  "loss": [1.0, 2.0, 4.0]}
+    upsert_rows(path, pd.DataFrame({"scale": ["smoke"], "run_dir": ["c"], "loss": [5.0]}), "smoke")
+    assert read_results(path)["run_dir"].tolist() == ["a", "c"]  # unkeyed: the scale's rows
+
+
 def test_dirty_means_the_code_changed_not_the_results(tmp_path, monkeypatch):
     repo = tmp_path / "repo"
     package = repo / "pkg"

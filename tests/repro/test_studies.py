@@ -96,6 +96,27 @@ def test_a_study_resumes_from_its_own_results_without_its_run_directories(worksp
     pd.testing.assert_frame_equal(pd.read_csv(workspace / "control_curves.csv"), curves)
 
 
+def test_a_resumed_study_stopped_partway_keeps_the_rows_it_had_not_reached(workspace, monkeypatch,
+                                                                         capsys):
+    import est_analysis.repro.studies as studies
+    first = study("control", workspace)
+    shutil.rmtree(workspace.parent / "runs")  # a fresh checkout: results, no runs
+    first.drop(index=2).to_csv(workspace / "control.csv", index=False)  # one run still to train
+
+    def stopped(*args, **kwargs):
+        raise KeyboardInterrupt
+    with monkeypatch.context() as patch:
+        patch.setattr(studies, "ensure_trained", stopped)
+        assert main(["repro", "control", "--scale", "smoke", "--no-progress"]) == 130
+    assert "interrupted; run the same command again" in capsys.readouterr().err
+    # stopped at the third run: the rows after it, read back from this CSV alone, are kept
+    kept = pd.read_csv(workspace / "control.csv")
+    assert sorted(kept["run_dir"]) == sorted(first.drop(index=2)["run_dir"])
+    again = study("control", workspace)  # resumed: the one run retrained, the file as it was
+    same = first.columns.drop("train_wall_s")
+    pd.testing.assert_frame_equal(again[same], first[same])
+
+
 def test_study_summaries_pair_arms_by_seed(workspace):
     from est_analysis.repro.studies import study_summary
     from est_analysis.stats import paired
