@@ -130,6 +130,20 @@ def tost_test(a: Iterable[float], b: Iterable[float], margin: float) -> tuple[fl
     return float(binding.pvalue), float(binding.statistic), float(binding.df)
 
 
+def paired_tost(a: Iterable[float], b: Iterable[float], margin: float) -> float:
+    """p-value of the two one-sided paired t-tests that |mean(a_i - b_i)| < `margin` (pairs as
+    in `paired`): small p shows the arms equal within the margin; nan with fewer than two pairs
+    or no spread of the differences."""
+    if not margin > 0:
+        raise ValueError(f"an equivalence margin must be positive, got {margin}")
+    d = np.asarray(list(a), dtype=np.float64) - np.asarray(list(b), dtype=np.float64)
+    if d.size < 2 or d.var(ddof=1) == 0:
+        return math.nan
+    above = stats.ttest_1samp(d, -margin, alternative="greater").pvalue
+    below = stats.ttest_1samp(d, margin, alternative="less").pvalue
+    return float(max(above, below))
+
+
 def holm(pvalues: Iterable[float]) -> list[float]:
     """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1); nan stays nan
     and is not counted in the family."""

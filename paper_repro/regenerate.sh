@@ -3,22 +3,26 @@
 # paper_repro/results/*.csv, the executed notebooks, figures/*, the claims table and the
 # README's generated tables.
 #   paper_repro/regenerate.sh cpu        # about 3-4 hours on 2 CPU cores; resumable
-#   paper_repro/regenerate.sh regime     # about 16 hours on 2 CPU cores (two jobs); resumable
+#   paper_repro/regenerate.sh regime     # about 16 hours on 2 CPU cores (two jobs), and the
+#                                        # studies of why EST trails about 12 more; resumable
 # The notebooks in notebooks/ are executed in place at cpu scale, other scales into
-# notebooks/<scale>/; ladder.ipynb (the ladder runs at regime only) in place at regime;
+# notebooks/<scale>/; ladder.ipynb and studies.ipynb (regime only) in place at regime;
 # table1_cost.ipynb (no scale) at cpu only.
 set -euo pipefail
 SCALE=${1:-cpu}
 cd "$(dirname "$0")/.."
 est repro all --scale "$SCALE"
-if [ "$SCALE" = regime ]; then est repro ladder --scale regime; fi
+if [ "$SCALE" = regime ]; then
+  est repro ladder --scale regime
+  for study in width ablation control lr; do est repro "$study" --scale regime; done
+fi
 OUT=notebooks
 if [ "$SCALE" != cpu ]; then OUT="notebooks/$SCALE"; mkdir -p "$OUT"; fi
 for notebook in notebooks/*.ipynb; do
   target="$OUT/$(basename "$notebook")"
   # table1_cost.ipynb is the cost model, the same at every scale: executed at cpu only
   if [ "$(basename "$notebook")" = table1_cost.ipynb ] && [ "$SCALE" != cpu ]; then continue; fi
-  if [ "$(basename "$notebook")" = ladder.ipynb ]; then
+  if [ "$(basename "$notebook")" = ladder.ipynb ] || [ "$(basename "$notebook")" = studies.ipynb ]; then
     [ "$SCALE" = regime ] || continue
     target="$notebook"
   fi

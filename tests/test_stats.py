@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from est_analysis.stats import holm, paired, t_interval, tost, welch
+from est_analysis.stats import holm, paired, paired_tost, t_interval, tost, welch
 
 
 def test_welch_matches_the_textbook_formula():
@@ -75,3 +75,16 @@ def test_paired_matches_the_one_sample_t_of_the_differences():
     assert math.isnan(paired([1.0], [0.5]).p)
     with pytest.raises(ValueError, match="as many samples"):
         paired([1.0, 2.0], [1.0])
+
+
+def test_paired_tost_is_the_90_percent_interval_of_the_differences_inside_the_margin():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        b = rng.normal(3.0, 0.1, size=3)
+        d = rng.normal(rng.uniform(-0.03, 0.03), rng.uniform(0.001, 0.02), size=3)
+        inside = t_interval(d, level=0.90)
+        p = paired_tost(b + d, b, margin=0.02)
+        assert (p < 0.05) == (-0.02 < inside.low and inside.high < 0.02)
+    assert math.isnan(paired_tost([1.0], [1.0], margin=0.02))
+    with pytest.raises(ValueError, match="margin must be positive, got 0"):
+        paired_tost([1.0, 2.0], [1.0, 2.0], margin=0)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from est_analysis.cli.options import positive_int
 from est_analysis.repro.experiments import TABLES
+from est_analysis.repro.conclusions import conclusions_markdown, report_studies
 from est_analysis.repro.ladder import report_ladder, run_ladder
 from est_analysis.repro.report import claims_at
 from est_analysis.repro.runner import git_commit, run_table
@@ -25,6 +26,7 @@ EXAMPLES = """examples:
   est repro walltime --scale cpu                  # Tables 8-9 (est_analysis.repro.walltime)
   est repro claims --scale cpu --markdown         # C1-C8 judged from the results (README table)
   est repro summary --scale regime                # the README's tables, from the results CSVs
+  est repro summary --scale regime --conclusions  # why EST trails: the computed verdicts
   est repro ladder --scale regime                 # EST vs Original by tokens/parameter and size
   est repro ladder --scale regime --axis length   # only the length ladder
   est repro width --scale regime                  # why EST trails: width axis (also: ablation,
@@ -65,6 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--markdown", action="store_true", help="claims: print a Markdown table")
     p.add_argument("--headline", action="store_true",
                    help="summary: only the README's findings, one bullet per measurement")
+    p.add_argument("--conclusions", action="store_true",
+                   help="summary: only the verdicts on why EST trails (Holm within each axis, "
+                        "paired TOST for equality; est_analysis.repro.conclusions)")
     p.set_defaults(func=run)
 
 
@@ -88,7 +93,8 @@ def run(args: argparse.Namespace) -> None:
             print(verdicts.to_string(index=False))
         return
     if args.table == "summary":
-        show = headline_markdown if args.headline else summary_markdown
+        show = (conclusions_markdown if args.conclusions else
+                headline_markdown if args.headline else summary_markdown)
         print(show(args.scale, args.results_dir), end="")
         return
     if args.table == "ladder":
@@ -102,6 +108,7 @@ def run(args: argparse.Namespace) -> None:
         return
     if args.table in STUDIES:
         rows = run_study(args.table, args.scale, not args.no_progress)
+        _, figure = report_studies(args.scale)
         if args.json:
             print(rows.to_json(orient="records"))
         else:
@@ -109,6 +116,7 @@ def run(args: argparse.Namespace) -> None:
                        "total_flops"]
             print(rows[columns].to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             print("\n" + study_summary(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            print(f"figure: {figure[0]}")
         return
     tables = TABLES if args.table == "all" else (args.table,)
     results = {}

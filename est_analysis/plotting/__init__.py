@@ -7,11 +7,12 @@ from est_analysis.plotting.diagnostics import (regularizer_prediction, regulariz
                                                trace_trajectories, transition_drops)
 from est_analysis.plotting.ladder import ladder_figure
 from est_analysis.plotting.landscape import landscape_1d, landscape_2d
+from est_analysis.plotting.studies import studies_figure
 from est_analysis.plotting.tables import saving_vs_loss
 from est_analysis.plotting.style import METHOD_COLORS, color_for, new_figure, save, series_color
 
 __all__ = ["METHOD_COLORS", "color_for", "comparison_figure", "draw_loss_curves", "ladder_figure",
            "landscape_1d", "landscape_2d", "loss_curves", "new_figure", "regularizer_prediction",
            "regularizer_trajectory", "save", "saving_vs_loss", "series_color", "shade_stages",
-           "slopes_vs_loss", "spectral_density", "trace_bars", "trace_trajectories",
+           "slopes_vs_loss", "spectral_density", "studies_figure", "trace_bars", "trace_trajectories",
            "transition_drops"]

@@ -94,5 +94,5 @@ def _width_panel(ax: plt.Axes, width: pd.DataFrame) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set_xlabel("d_model (4 layers, head size 8, heads = d / 8)")
     ax.set_ylabel("EST - Original at EST's FLOPs")
-    ax.set_title("width (partial: issue #24)")
+    ax.set_title("width")
     ax.legend(fontsize=7)

@@ -226,7 +226,12 @@ def iso_loss_claim(ladder: pd.DataFrame | None) -> dict:
     measured = (f"at {top['tokens_per_param']:.3g} tokens/parameter ({top['model']}): EST saves "
                 f"{top['iso_loss_saving']:.1%} of Original's FLOPs at equal loss{bound} "
                 f"(bootstrap 95 % {top['iso_loss_saving_low']:.1%}..{top['iso_loss_saving_high']:.1%}); "
-                "sensitive to the loss-against-FLOPs curve where it is flat")
+                "read off other curves of Original's loss against FLOPs: "
+                + "; ".join(f"{name} {top[column]:.1%}" for column, name in
+                            (("iso_loss_saving_original_arm", "the Original arm alone"),
+                             ("iso_loss_saving_fit", "a power-law fit to all Original runs"))
+                            if not pd.isna(top.get(column, math.nan)))
+                + " (where the curve is flat, hundredths of a nat move the saving by tens of points)")
     if bound:  # outside Original's measured range: a bound, not an estimate to test
         return _row(claim, measured + "; a bound is not tested", verdict="not shown")
     p = top.get("iso_loss_saving_p", math.nan)

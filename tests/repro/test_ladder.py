@@ -83,3 +83,15 @@ def test_width_gaps_pair_est_with_the_matched_original_of_its_own_seed():
     assert gaps["diff"].tolist() == pytest.approx([0.1, 0.1]) and (gaps["seeds"] == 3).all()
     summary = pd.DataFrame({"axis": [], "tokens_per_param": [], "params": []})
     assert len(ladder_figure(summary, width=gaps).axes) == 4
+
+
+def test_the_power_law_saving_inverts_a_known_curve():
+    from est_analysis.repro.ladder import power_law_saving
+    flops = np.geomspace(1e9, 1e13, 6)
+    originals = pd.DataFrame({"total_flops": flops, "final_val_loss": 2.0 + 40.0 * flops ** -0.15})
+    needed = 3e11  # Original reaches EST's loss at these FLOPs; EST spent half of them
+    est = pd.DataFrame({"total_flops": [needed / 2], "final_val_loss": [2.0 + 40.0 * needed ** -0.15]})
+    saving, bound = power_law_saving(est, originals)
+    assert saving == pytest.approx(0.5, abs=1e-3) and bound == ""
+    below_floor = est.assign(final_val_loss=1.9)  # no Original reaches it: a bound
+    assert power_law_saving(below_floor, originals)[1] == "at least"

@@ -65,11 +65,12 @@ def test_the_docs_show_the_committed_results(scale):
         f"docs/reproduction.md's `{scale}` block is out of date: run `python scripts/update_readme.py`")
 
 
-def test_the_readme_headline_is_the_committed_results():
-    block = readme_block("regime", ROOT / "paper_repro" / "results", headline=True)
+@pytest.mark.parametrize("kind", ["headline", "conclusions"])
+def test_the_readme_findings_are_the_committed_results(kind):
+    block = readme_block("regime", ROOT / "paper_repro" / "results", kind)
     assert block in (ROOT / "README.md").read_text(), (
-        "the README's findings are out of date: run `python scripts/update_readme.py`")
-    assert "**Length**" in block and "compute-matched Original" in block
+        f"the README's {kind} are out of date: run `python scripts/update_readme.py`")
+    assert "compute-matched Original" in block
 
 
 def test_the_inactive_table_also_compares_each_treatment_with_dense(tmp_path):
@@ -79,3 +80,11 @@ def test_the_inactive_table_also_compares_each_treatment_with_dense(tmp_path):
     assert "| minus Original (95 % CI, Welch p) | minus EST (dense) (95 % CI, Welch p) |" in text
     frozen_minus_dense = 3.2 - sum(EST) / 3
     assert f"| EST (frozen) | 1 | 3.2000 (3.200) | +0.190 | {frozen_minus_dense:+.3f} | 20.0% |" in text
+
+
+@pytest.mark.parametrize("name", ["claims_cpu.md", "claims_regime.md"])
+def test_the_docs_copy_the_committed_claims(name):
+    claims = (ROOT / "paper_repro" / "results" / name).read_text()
+    assert (f"<!-- copied from paper_repro/results/{name} by scripts/update_readme.py; do not "
+            f"edit -->\n{claims}<!-- end of copy -->") in (ROOT / "docs" / "reproduction.md").read_text(), (
+        f"docs/reproduction.md's copy of {name} is out of date: run `python scripts/update_readme.py`")

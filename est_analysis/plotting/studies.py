@@ -1,0 +1,103 @@
+"""The why-EST-trails figure (`repro.studies`, `repro.conclusions`): EST's gap to the
+compute-matched Original against steps for each width, each ablation variant against Original,
+the positive control's validation curves, and the final loss against peak LR per arm."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import pyplot as plt
+
+from est_analysis.plotting.style import color_for, new_figure, series_color
+
+
+def _interval(ax: plt.Axes, x, y, low, high, **kwargs) -> None:
+    """Points with 95 % bars; a point without an interval (one seed) is drawn hollow."""
+    x, y, low, high = (np.asarray(v, dtype=float) for v in (x, y, low, high))
+    known = ~np.isnan(low)
+    yerr = np.vstack([y - low, high - y])[:, known]
+    line = ax.errorbar(x[known], y[known], yerr=yerr, capsize=3, **kwargs)
+    ax.plot(x[~known], y[~known], kwargs.get("fmt", "o")[0], mfc="white",
+            color=line[0].get_color())
+
+
+def gap_by_steps(ax: plt.Axes, cells: pd.DataFrame) -> None:
+    """EST - matched Original (paired 95 %) against steps, one line per model of the length
+    and width axes (`conclusions.matched_cells`)."""
+    runs = cells[cells["axis"].isin(["length", "width"])]
+    for i, (model, line) in enumerate(runs.sort_values("steps").groupby("model", sort=False)):
+        _interval(ax, line["steps"], line["diff"], line["diff_low"], line["diff_high"],
+                  fmt="o-", label=model, color=series_color(i))
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log")
+    ax.set_xlabel("steps (each point: one length of one model)")
+    ax.set_ylabel("EST - Original at EST's FLOPs")
+    ax.set_title("length and width")
+    ax.legend(fontsize=7)
+
+
+def ablation_bars(ax: plt.Axes, summary: pd.DataFrame, reference: pd.DataFrame) -> None:
+    """Each ablation variant and EST minus Original (paired 95 %), labelled with its FLOPs
+    saving (`studies.study_summary` of the ablation; `reference` its EST-vs-Original line)."""
+    lines = pd.concat([reference, summary[summary["versus"] == "Original"]], ignore_index=True)
+    y = np.arange(len(lines))[::-1]
+    for yi, (_, line) in zip(y, lines.iterrows()):
+        ax.barh(yi, line["diff"], color=color_for(line["arm"]), alpha=0.7)
+        if not np.isnan(line["diff_low"]):
+            ax.plot([line["diff_low"], line["diff_high"]], [yi, yi], color="black", lw=1.2)
+        seeds = int(line["seeds"])
+        ax.annotate(f"{1 - line['flops_ratio']:.0%} fewer FLOPs, {seeds} seed{'s' if seeds > 1 else ''}",
+                    (0, yi), xytext=(3, 8), textcoords="offset points", fontsize=6)
+    ax.set_yticks(y, lines["arm"].str.removeprefix("EST, "))
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_xlabel("minus Original (< 0: better)")
+    ax.set_title("one component at a time")
+
+
+def control_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
+    """The positive control's validation loss per arm against steps: the mean over seeds,
+    shaded between the lowest and highest seed."""
+    for arm, runs in curves.dropna(subset=["val_loss"]).groupby("arm", sort=False):
+        by_step = runs.groupby("step")["val_loss"]
+        mean = by_step.mean()
+        ax.plot(mean.index, mean, label=f"{arm} ({runs['seed'].nunique()} seeds)",
+                color=color_for(arm))
+        ax.fill_between(mean.index, by_step.min(), by_step.max(), color=color_for(arm), alpha=0.2)
+    ax.set_xlabel("step")
+    ax.set_ylabel("validation loss")
+    ax.set_title(f"positive control: {curves['group'].iloc[0]}" if len(curves) else "positive control")
+    ax.legend(fontsize=7)
+
+
+def lr_sweep(ax: plt.Axes, rows: pd.DataFrame) -> None:
+    """Final validation loss against peak LR for each arm of the LR study's GPT-2 cells: the
+    mean over seeds, bars from the lowest to the highest seed."""
+    peaks = rows[rows["group"].str.startswith("gpt2, lr ")]
+    for arm, runs in peaks.groupby("arm", sort=False):
+        loss = runs.groupby("lr")["final_val_loss"]
+        mean = loss.mean()
+        ax.errorbar(mean.index, mean, yerr=[mean - loss.min(), loss.max() - mean], fmt="o-",
+                    capsize=3, label=f"{arm} ({runs['seed'].nunique()} seeds)",
+                    color=color_for("Original" if arm == "Original" else
+                                    "EST" if arm == "EST" else "Staged Training"))
+    ax.set_xscale("log")
+    ax.set_xticks(sorted(peaks["lr"].unique()), [f"{lr:g}" for lr in sorted(peaks["lr"].unique())])
+    ax.minorticks_off()
+    ax.set_xlabel("peak learning rate")
+    ax.set_ylabel("final validation loss")
+    ax.set_title("peak LR (GPT-2 schedule)")
+    ax.legend(fontsize=7)
+
+
+def studies_figure(cells: pd.DataFrame, ablation: pd.DataFrame, ablation_reference: pd.DataFrame,
+                   curves: pd.DataFrame, lr_rows: pd.DataFrame) -> plt.Figure:
+    """The four panels side by side; a study without rows says so in its panel."""
+    fig, axes = new_figure(4, width=4.6, layout="constrained")
+    panels = ((gap_by_steps, (cells,)), (ablation_bars, (ablation, ablation_reference)),
+              (control_curves, (curves,)), (lr_sweep, (lr_rows,)))
+    for ax, (draw, data) in zip(axes, panels):
+        if any(frame is None or frame.empty for frame in data):
+            ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center")
+            continue
+        draw(ax, *data)
+    return fig

@@ -1,0 +1,220 @@
+"""What the runs conclude about why EST trails (issue #24), computed from the results CSVs
+alone (`est repro summary --conclusions`), so that no verdict in the README is typed by hand.
+
+Every cell where EST meets an Original trained for EST's FLOPs (the ladder's lengths, the width
+study's models, the LR study's peak LRs and schedules, and each method at its own best LR) is
+one test: EST minus that Original, paired by seed, Holm-corrected within its axis (length, width,
+LR: one question each), with a paired TOST within the claims' equivalence margin (table2.yaml), so
+that "EST reaches the compute-matched Original" needs equality shown, not a p above 0.05; a sign
+test over the cells (their runs are disjoint) says whether EST's side is consistent. The ablation
+says which component carries EST's gap to Original (Holm over its variants), the positive
+control whether EST regularizes where it should.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from scipy.stats import binomtest
+
+from est_analysis.plotting.style import save
+from est_analysis.plotting.studies import studies_figure
+from est_analysis.repro.experiments import load_experiment
+from est_analysis.repro.runner import read_results
+from est_analysis.repro.studies import study_summary
+from est_analysis.repro.workspace import find_workspace
+from est_analysis.stats import holm, paired, paired_tost
+
+MATCHED = "Original at EST's FLOPs"
+
+
+def _margin(scale: str) -> float:
+    """The claims' equivalence margin at `scale` (nats; fixed in table2.yaml before the runs)."""
+    return load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
+
+
+def _rows(results_dir: Path, name: str, scale: str) -> pd.DataFrame:
+    path = results_dir / f"{name}.csv"
+    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
+    return rows[rows["scale"] == scale]
+
+
+def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, pd.DataFrame]]:
+    """(axis, cell, its rows with arms EST and the matched Original) for every cell where EST
+    meets the compute-matched Original; a cell made of runs an earlier cell holds is left out."""
+    cells = []
+    ladder = _rows(results_dir, "ladder", scale)
+    for rung, rows in ladder[ladder["axis"] == "length"].groupby("rung") if not ladder.empty else ():
+        cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", rows))
+    for axis in ("width", "lr"):
+        rows = _rows(results_dir, axis, scale)
+        for group, g in rows.groupby("group", sort=False) if not rows.empty else ():
+            cells.append((axis, group, g))
+    lr = _rows(results_dir, "lr", scale)
+    peaks = lr[lr["group"].str.startswith("gpt2, lr ")] if not lr.empty else lr
+    if not peaks.empty:  # each arm at the peak LR where its mean loss is lowest
+        best = peaks.groupby(["arm", "lr"])["final_val_loss"].mean().groupby("arm").idxmin()
+        pick = [peaks[(peaks["arm"] == arm) & (peaks["lr"] == best[arm][1])]
+                for arm in ("EST", MATCHED) if arm in best]
+        if len(pick) == 2:
+            name = (f"gpt2, each at its best peak LR (EST {best['EST'][1]:g}, "
+                    f"matched Original {best[MATCHED][1]:g})")
+            cells.append(("lr", name, pd.concat(pick)))
+    seen, unique = set(), []
+    for axis, cell, rows in cells:
+        rows = rows[rows["arm"].isin(["EST", MATCHED])]
+        key = tuple(sorted(rows["run_dir"]))
+        if rows["arm"].nunique() == 2 and key not in seen:
+            seen.add(key)
+            unique.append((axis, cell, rows))
+    return unique
+
+
+def matched_cells(scale: str = "regime", results_dir: Path | None = None,
+                  margin: float | None = None) -> pd.DataFrame:
+    """One row per cell: steps, passes, seeds, EST - matched Original (paired mean, 95 % CI, p),
+    paired TOST p within `margin` (default the claims' margin), both Holm-adjusted within the
+    cell's axis,
+    and the verdict: 'EST trails', 'EST better', 'equal within +-m', 'not distinguishable'
+    (neither a difference nor equality shown) or '1 seed: not tested'."""
+    results_dir = results_dir or find_workspace(scale=scale).results
+    margin = margin or _margin(scale)
+    lines = []
+    for axis, cell, rows in _cells(results_dir, scale):
+        est = rows[rows["arm"] == "EST"].set_index("seed")
+        matched = rows[rows["arm"] == MATCHED].set_index("seed")
+        seeds = est.index.intersection(matched.index)
+        a, b = est.loc[seeds, "final_val_loss"], matched.loc[seeds, "final_val_loss"]
+        d = paired(a, b)
+        lines.append({"axis": axis, "cell": cell, "model": est["model"].iloc[0],
+                      "steps": int(est["steps"].iloc[0]), "passes": float(est["passes"].iloc[0]),
+                      "seeds": len(seeds), "diff": d.estimate, "diff_low": d.low,
+                      "diff_high": d.high, "p": d.p,
+                      "p_tost": paired_tost(a, b, margin) if len(seeds) > 1 else math.nan})
+    table = pd.DataFrame(lines)
+    if table.empty:
+        return table
+    for column in ("p", "p_tost"):
+        table[f"{column}_holm"] = table.groupby("axis")[column].transform(lambda p: holm(p))
+
+    def verdict(line: pd.Series) -> str:
+        if line["seeds"] < 2:
+            return "1 seed: not tested"
+        if line["p_holm"] < 0.05:
+            return "EST trails" if line["diff"] > 0 else "EST better"
+        if line["p_tost_holm"] < 0.05:
+            return f"equal within +-{margin:g}"
+        return "not distinguishable"
+    return table.assign(verdict=table.apply(verdict, axis=1))
+
+
+def _seeds(n: int) -> str:
+    return f"{int(n)} seed{'s' if n > 1 else ''}"
+
+
+def _cell_text(line: pd.Series) -> str:
+    return f"{line['cell']} ({line['diff']:+.3f}, {_seeds(line['seeds'])}, {line['steps']:,} steps)"
+
+
+def _est_gap(ablation: pd.DataFrame) -> pd.DataFrame:
+    """The ablation's reference line: EST minus Original of the same seeds (paired)."""
+    reference = ablation[ablation["group"] == "reference"]
+    est, original = (reference[reference["arm"] == arm].set_index("seed") for arm in ("EST", "Original"))
+    seeds = est.index.intersection(original.index)
+    d = paired(est.loc[seeds, "final_val_loss"], original.loc[seeds, "final_val_loss"])
+    return pd.DataFrame([{"arm": "EST", "versus": "Original", "seeds": len(seeds),
+                          "diff": d.estimate, "diff_low": d.low, "diff_high": d.high,
+                          "flops_ratio": est["total_flops"].mean() / original["total_flops"].mean()}])
+
+
+def _components(results_dir: Path, scale: str) -> str:
+    rows = _rows(results_dir, "ablation", scale)
+    if rows.empty:
+        return ""
+    summary = study_summary(rows)
+    versus = summary[summary["versus"] == "Original"].reset_index(drop=True)
+    gap = _est_gap(rows).iloc[0]
+    versus["p_holm"] = holm(versus["p_paired"])
+    parts = [f"{line['arm'].removeprefix('EST, ')} {line['diff']:+.3f} "
+             f"({line['share_of_est_gap']:.0%} of it, {1 - line['flops_ratio']:.1%} fewer FLOPs, "
+             f"{_seeds(line['seeds'])}"
+             + ("" if math.isnan(line["p_holm"]) else f", Holm p {line['p_holm']:.2g}") + ")"
+             for _, line in versus.iterrows()]
+    largest = versus.loc[versus["share_of_est_gap"].idxmax()]
+    return (f"*Which component.* EST's gap to Original at the ablation's length is "
+            f"{gap['diff']:+.3f} ({_seeds(gap['seeds'])}); sampling one component at a time gives: "
+            f"{'; '.join(parts)}. The largest share is carried by "
+            f"{largest['arm'].removeprefix('EST, ')}"
+            + ("" if largest["p_holm"] < 0.05 else " (not significant after correction)") + ".")
+
+
+def _control(results_dir: Path, scale: str, margin: float) -> str:
+    rows = _rows(results_dir, "control", scale)
+    if rows.empty:
+        return ""
+    summary = study_summary(rows)
+    overfit = summary[summary["versus"] == "its best"].iloc[0]
+    parts = []
+    for measure, what in (("final_val_loss", "final"), ("best_val_loss", "best")):
+        lines = summary[summary.get("measure") == measure]
+        parts.append(f"{what} validation loss " + ", ".join(
+            f"{line['arm']} {line['diff']:+.3f} (paired p {line['p_paired']:.2g})"
+            for _, line in lines.iterrows()))
+    head = (f"*Positive control* ({overfit['group']}, {_seeds(overfit['seeds'])}): Original ends "
+            f"{overfit['diff']:+.3f} above its own best validation loss")
+    if overfit["diff"] < margin:
+        return f"{head}: it does not overfit here, so the control is uninformative."
+    return f"{head}; against it, {'; '.join(parts)}."
+
+
+def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None) -> str:
+    """The README's verdicts, one bullet each: where EST reaches, trails or beats the
+    compute-matched Original (Holm within each axis), which component carries its gap, and
+    what the positive control shows."""
+    results_dir = results_dir or find_workspace(scale=scale).results
+    bullets = []
+    cells = matched_cells(scale, results_dir)
+    if not cells.empty:
+        tested = cells[cells["seeds"] > 1]
+        order = ["EST trails", "EST better", *sorted(set(tested["verdict"]) - {"EST trails", "EST better"})]
+        groups = {v: tested[tested["verdict"] == v] for v in order if (tested["verdict"] == v).any()}
+        text = "; ".join(f"**{v}** at " + ", ".join(_cell_text(line) for _, line in g.iterrows())
+                         for v, g in groups.items())
+        untested = ", ".join(_cell_text(line) for _, line in cells[cells["seeds"] < 2].iterrows())
+        bullets.append(f"*Where EST reaches the compute-matched Original* ({len(tested)} cells "
+                       f"with 2 or more seeds, EST minus the Original trained for EST's FLOPs, "
+                       f"paired by seed, Holm within each axis; equal means a paired TOST inside "
+                       f"the claims' margin): {text}."
+                       + (f" With one seed so far: {untested}." if untested else ""))
+        own = tested[~tested["cell"].str.contains("best peak LR")]  # cells of disjoint runs
+        if len(own):
+            worse = int((own["diff"] > 0).sum())
+            sign = binomtest(worse, len(own)).pvalue
+            bullets.append(f"*Consistency:* EST's mean is above the matched Original's in {worse} "
+                           f"of {len(own)} cells of disjoint runs (two-sided sign test p {sign:.2g}).")
+        smallest = tested.loc[tested["diff"].abs().idxmin()] if not tested.empty else None
+        if smallest is not None:
+            bullets.append(f"*Closest:* {_cell_text(smallest)}, 95 % CI {smallest['diff_low']:+.3f}.."
+                           f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
+    for text in (_components(results_dir, scale), _control(results_dir, scale, _margin(scale))):
+        if text:
+            bullets.append(text)
+    return "".join(f"- {b}\n" for b in bullets)
+
+
+def report_studies(scale: str = "regime", results_dir: Path | None = None,
+                   figures_dir: Path | None = None) -> tuple[pd.DataFrame, list[Path]]:
+    """`matched_cells` and the studies' figure, `<figures_dir>/studies_<scale>.png|pdf`
+    (default the workspace's figures/); returns the cells and the figure's files."""
+    workspace = find_workspace(scale=scale)
+    results_dir = results_dir or workspace.results
+    cells = matched_cells(scale, results_dir)
+    ablation = _rows(results_dir, "ablation", scale)
+    summary = study_summary(ablation) if not ablation.empty else None
+    reference = _est_gap(ablation) if not ablation.empty else None
+    figure = studies_figure(cells, summary, reference, _rows(results_dir, "control_curves", scale),
+                            _rows(results_dir, "lr", scale))
+    return cells, save(figure, (figures_dir or workspace.figures) / f"studies_{scale}")
