@@ -139,3 +139,21 @@ def test_the_stage_bands_of_a_multi_method_figure_say_whose_they_are():
     figure = plotting.loss_curves({"Original": metrics([1] * 6), "EST": metrics([1, 1, 2, 2, 3, 3])})
     texts = [t.get_text() for t in figure.axes[0].get_legend().get_texts()]
     assert texts == ["Original", "EST", "stages of EST"]
+
+
+def test_the_studies_figure_draws_each_study_and_says_which_are_missing():
+    cells = pd.DataFrame({"axis": ["length", "length", "width"], "model": ["a", "a", "b"],
+                          "steps": [100, 400, 400], "diff": [0.1, 0.05, 0.2],
+                          "diff_low": [0.0, 0.01, np.nan], "diff_high": [0.2, 0.09, np.nan]})
+    curves = pd.DataFrame({"group": "slice", "arm": ["Original"] * 4 + ["EST"] * 4,
+                           "seed": [0, 0, 1, 1] * 2, "step": [0, 10] * 4,
+                           "val_loss": [5.0, 4.0, 5.1, 4.2, 5.0, 3.9, 5.2, 3.8]})
+    fig = plotting.studies_figure(cells, None, None, curves, pd.DataFrame())
+    gaps, ablation, control, lr = fig.axes
+    assert [t.get_text() for t in gaps.get_legend().get_texts()] == ["a", "b"]
+    hollow = [l for l in gaps.get_lines() if l.get_markerfacecolor() == "white"]
+    assert len(hollow) == 2 and list(hollow[1].get_xdata()) == [400]  # b: one seed, no interval
+    assert [t.get_text() for t in ablation.texts] == ["not measured yet"]
+    assert [t.get_text() for t in lr.texts] == ["not measured yet"]
+    original = next(l for l in control.get_lines() if l.get_label().startswith("Original"))
+    assert list(original.get_ydata()) == [5.05, 4.1]  # the mean over seeds per step
