@@ -25,6 +25,9 @@ def gap_by_steps(ax: plt.Axes, cells: pd.DataFrame) -> None:
     """EST - matched Original (paired 95 %) against steps, one line per model of the length
     and width axes (`conclusions.matched_cells`)."""
     runs = cells[cells["axis"].isin(["length", "width"])]
+    if runs.empty:
+        ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center")
+        return
     for i, (model, line) in enumerate(runs.sort_values("steps").groupby("model", sort=False)):
         _interval(ax, line["steps"], line["diff"], line["diff_low"], line["diff_high"],
                   fmt="o-", label=model, color=series_color(i))

@@ -19,6 +19,7 @@ the curve is flat a few hundredths of a nat move the saving by tens of points.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, replace
 from importlib.resources import files
 from pathlib import Path
@@ -27,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 import yaml
-from scipy.optimize import curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit
 from tqdm.auto import tqdm
 
 from est_analysis.model_config import get_config
@@ -195,9 +196,11 @@ def power_law_saving(est: pd.DataFrame, originals: pd.DataFrame) -> tuple[float,
     losses = originals["final_val_loss"].to_numpy(float)
     curve = lambda x, floor, log_a, alpha: floor + np.exp(log_a - alpha * x)  # noqa: E731
     try:
-        (floor, log_a, alpha), _ = curve_fit(
-            curve, log_flops, losses, p0=[losses.min() - 0.3, 0.3 * log_flops.mean(), 0.3],
-            bounds=([0.0, -100.0, 0.0], [losses.min(), 500.0, 5.0]), maxfev=20000)
+        with warnings.catch_warnings():  # the covariance is not used: its warning says nothing
+            warnings.simplefilter("ignore", OptimizeWarning)
+            (floor, log_a, alpha), _ = curve_fit(
+                curve, log_flops, losses, p0=[losses.min() - 0.3, 0.3 * log_flops.mean(), 0.3],
+                bounds=([0.0, -100.0, 0.0], [losses.min(), 500.0, 5.0]), maxfev=20000)
     except (RuntimeError, ValueError):  # too few lengths, or no convergence
         return math.nan, ""
     loss = est["final_val_loss"].mean()

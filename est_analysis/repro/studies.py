@@ -210,6 +210,20 @@ RUNNERS: dict[str, Callable[[_Trainer, dict, dict], None]] = {
     "width": _width, "ablation": _ablation, "control": _control, "lr": _lr}
 
 
+def planned_runs(study: str, scale: str) -> int:
+    """How many rows (runs) `study` has at `scale` when it is complete (its config)."""
+    at, spec = load_study(study, scale)
+    if study == "width":
+        cells = sum(rung <= at.get("longest", {}).get(model, float("inf"))
+                    for rung in at["tokens_per_param"] for model in at["models"])
+        return cells * at["seeds"] * len(ARMS)
+    if study == "ablation":
+        return at["seeds"] * (len(ARMS) + len(spec["variants"]))
+    if study == "control":
+        return at["seeds"] * 3  # Original, EST, EST-ONE-STAGE
+    return at["seeds"] * (len(at["lrs"]) + len(spec["schedules"])) * len(ARMS)
+
+
 def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
     """Train (or reuse) every run of `study` at `scale`; returns its rows (results/<study>.csv)."""
     at, spec = load_study(study, scale)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from est_analysis.repro.conclusions import conclusions_markdown
 from est_analysis.repro.runner import read_results
-from est_analysis.repro.studies import study_summary
+from est_analysis.repro.studies import planned_runs, study_summary
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.stats import welch
 
@@ -163,6 +163,12 @@ def _rows(path: Path, scale: str) -> pd.DataFrame:
     return rows[rows["scale"] == scale]
 
 
+def _runs(study: str, scale: str, rows: pd.DataFrame) -> str:
+    """'N runs', or 'N of M runs so far' while the study is not complete."""
+    planned = planned_runs(study, scale)
+    return f"{len(rows)} runs" if len(rows) >= planned else f"{len(rows)} of {planned} runs so far"
+
+
 def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
     """Every table measured at `scale` in `results_dir` (default paper_repro/results), in the
     README's form; a table without rows at the scale is left out."""
@@ -187,7 +193,7 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
         if rows.empty:
             continue
         trained = rows[rows["reused_from"].isna()]
-        sections.append(f"**{title}** (`results/{study}.csv`, {len(rows)} runs so far, "
+        sections.append(f"**{title}** (`results/{study}.csv`, {_runs(study, scale, rows)}, "
                         f"{trained['train_wall_s'].sum() / 3600:.2f} core-hours trained for it; "
                         f"{training_length(rows)}; {provenance(rows)}):\n\n"
                         f"{study_table(study_summary(rows))}")
@@ -226,7 +232,7 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
                           + (f", paired p {line['p_paired']:.2g})" if not pd.isna(line['p_paired']) else ")")
                           for _, line in lines.iterrows())
         subject = {"ablation": "each variant", "control": "each arm"}.get(study, lines.iloc[0]["arm"])
-        bullets.append(f"**{what}** (`results/{study}.csv`, {len(rows)} runs so far): "
+        bullets.append(f"**{what}** (`results/{study}.csv`, {_runs(study, scale, rows)}): "
                        f"{subject} minus {versus}: {parts}.")
     return "\n".join(f"- {b}" for b in bullets) + "\n"
 

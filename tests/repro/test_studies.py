@@ -51,7 +51,7 @@ def test_ablation_samples_one_component_at_a_time(workspace):
 def test_runs_shared_with_the_ladder_are_read_from_its_results(workspace):
     rows = study("ablation", workspace)
     original = rows[(rows["arm"] == "Original") & (rows["seed"] == 0)].iloc[0]
-    ladder = pd.DataFrame([original.to_dict() | {"final_val_loss": 1.25, "axis": "length"}])
+    ladder = pd.DataFrame([original.to_dict() | {"final_val_loss": 1.25, "axis": "length", "rung": 0.06}])
     ladder.to_csv(workspace / "ladder.csv", index=False)
     # the run's directory is gone: the study must take the ladder's row, not retrain it
     shutil.rmtree(workspace.parents[2] / original["run_dir"])  # recorded from the root
@@ -82,7 +82,10 @@ def test_lr_study_varies_the_peak_lr_and_swaps_schedules(workspace):
     assert set(cosine["lr_schedule"]) == {"cosine"} and (cosine["warmup_fraction"] > 0).all()
     from est_analysis.repro.summary import summary_markdown
     markdown = summary_markdown("smoke", workspace)  # the README's form, from the CSV alone
-    assert "**Why EST trails: peak LR and schedule** (`results/lr.csv`, 30 runs so far" in markdown
+    assert "**Why EST trails: peak LR and schedule** (`results/lr.csv`, 30 runs, " in markdown
+    partial = rows[rows["seed"] == 0]  # one seed of two: the summary says the study is partial
+    partial.to_csv(workspace / "lr.csv", index=False)
+    assert "(`results/lr.csv`, 15 of 30 runs so far, " in summary_markdown("smoke", workspace)
     assert "| gpt2, lr 0.001 | EST | Original at EST's FLOPs | 2 |" in markdown
 
 
