@@ -130,6 +130,13 @@ def tost_test(a: Iterable[float], b: Iterable[float], margin: float) -> tuple[fl
     return float(binding.pvalue), float(binding.statistic), float(binding.df)
 
 
+def aligned(a, b) -> tuple:
+    """Two labelled series (pandas Series, e.g. final losses indexed by seed) at the labels both
+    have, in one order: the pairs `paired` and `paired_tost` take."""
+    common = a.index.intersection(b.index)
+    return a.loc[common], b.loc[common]
+
+
 def paired_tost(a: Iterable[float], b: Iterable[float], margin: float) -> float:
     """p-value of the two one-sided paired t-tests that |mean(a_i - b_i)| < `margin` (pairs as
     in `paired`): small p shows the arms equal within the margin; nan with fewer than two pairs

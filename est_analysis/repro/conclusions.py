@@ -17,42 +17,35 @@ import math
 from pathlib import Path
 
 import pandas as pd
-
 from scipy.stats import binomtest
 
 from est_analysis.plotting.style import save
 from est_analysis.plotting.studies import studies_figure
-from est_analysis.repro.experiments import load_experiment
-from est_analysis.repro.runner import read_results
-from est_analysis.repro.studies import study_summary
+from est_analysis.repro.experiments import equivalence_margin
+from est_analysis.repro.runner import results_at
+from est_analysis.repro.studies import compare_arms, study_summary
 from est_analysis.repro.workspace import find_workspace
-from est_analysis.stats import holm, paired, paired_tost
+from est_analysis.stats import aligned, holm, paired, paired_tost
 
 MATCHED = "Original at EST's FLOPs"
 
 
-def _margin(scale: str) -> float:
-    """The claims' equivalence margin at `scale` (nats; fixed in table2.yaml before the runs)."""
-    return load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
-
-
 def _rows(results_dir: Path, name: str, scale: str) -> pd.DataFrame:
-    path = results_dir / f"{name}.csv"
-    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
-    return rows[rows["scale"] == scale]
+    return results_at(results_dir / f"{name}.csv", scale)
 
 
-def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, pd.DataFrame]]:
-    """(axis, cell, its rows with arms EST and the matched Original) for every cell where EST
-    meets the compute-matched Original; a cell made of runs an earlier cell holds is left out."""
+def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, pd.DataFrame]]:
+    """(axis, cell, derived, its rows with arms EST and the matched Original) for every cell
+    where EST meets the compute-matched Original; a cell made of runs an earlier cell holds is
+    left out, and `derived` marks one that pairs runs of other cells (each arm at its best LR)."""
     cells = []
     ladder = _rows(results_dir, "ladder", scale)
     for rung, rows in ladder[ladder["axis"] == "length"].groupby("rung") if not ladder.empty else ():
-        cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", rows))
+        cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", False, rows))
     for axis in ("width", "lr"):
         rows = _rows(results_dir, axis, scale)
         for group, g in rows.groupby("group", sort=False) if not rows.empty else ():
-            cells.append((axis, group, g))
+            cells.append((axis, group, False, g))
     lr = _rows(results_dir, "lr", scale)
     peaks = lr[lr["group"].str.startswith("gpt2, lr ")] if not lr.empty else lr
     if not peaks.empty:  # each arm at the peak LR where its mean loss is lowest
@@ -62,14 +55,14 @@ def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, pd.DataFrame]]
         if len(pick) == 2:
             name = (f"gpt2, each at its best peak LR (EST {best['EST'][1]:g}, "
                     f"matched Original {best[MATCHED][1]:g})")
-            cells.append(("lr", name, pd.concat(pick)))
+            cells.append(("lr", name, True, pd.concat(pick)))
     seen, unique = set(), []
-    for axis, cell, rows in cells:
+    for axis, cell, derived, rows in cells:
         rows = rows[rows["arm"].isin(["EST", MATCHED])]
         key = tuple(sorted(rows["run_dir"]))
         if rows["arm"].nunique() == 2 and key not in seen:
             seen.add(key)
-            unique.append((axis, cell, rows))
+            unique.append((axis, cell, derived, rows))
     return unique
 
 
@@ -81,19 +74,16 @@ def matched_cells(scale: str = "regime", results_dir: Path | None = None,
     and the verdict: 'EST trails', 'EST better', 'equal within +-m', 'not distinguishable'
     (neither a difference nor equality shown) or '1 seed: not tested'."""
     results_dir = results_dir or find_workspace(scale=scale).results
-    margin = margin or _margin(scale)
+    margin = margin or equivalence_margin(scale)
     lines = []
-    for axis, cell, rows in _cells(results_dir, scale):
-        est = rows[rows["arm"] == "EST"].set_index("seed")
-        matched = rows[rows["arm"] == MATCHED].set_index("seed")
-        seeds = est.index.intersection(matched.index)
-        a, b = est.loc[seeds, "final_val_loss"], matched.loc[seeds, "final_val_loss"]
+    for axis, cell, derived, rows in _cells(results_dir, scale):
+        est, matched = (rows[rows["arm"] == arm].set_index("seed") for arm in ("EST", MATCHED))
+        a, b = aligned(est["final_val_loss"], matched["final_val_loss"])
         d = paired(a, b)
-        lines.append({"axis": axis, "cell": cell, "model": est["model"].iloc[0],
+        lines.append({"axis": axis, "cell": cell, "derived": derived, "model": est["model"].iloc[0],
                       "steps": int(est["steps"].iloc[0]), "passes": float(est["passes"].iloc[0]),
-                      "seeds": len(seeds), "diff": d.estimate, "diff_low": d.low,
-                      "diff_high": d.high, "p": d.p,
-                      "p_tost": paired_tost(a, b, margin) if len(seeds) > 1 else math.nan})
+                      "seeds": d.n_a, "diff": d.estimate, "diff_low": d.low,
+                      "diff_high": d.high, "p": d.p, "p_tost": paired_tost(a, b, margin)})
     table = pd.DataFrame(lines)
     if table.empty:
         return table
@@ -122,12 +112,8 @@ def _cell_text(line: pd.Series) -> str:
 def _est_gap(ablation: pd.DataFrame) -> pd.DataFrame:
     """The ablation's reference line: EST minus Original of the same seeds (paired)."""
     reference = ablation[ablation["group"] == "reference"]
-    est, original = (reference[reference["arm"] == arm].set_index("seed") for arm in ("EST", "Original"))
-    seeds = est.index.intersection(original.index)
-    d = paired(est.loc[seeds, "final_val_loss"], original.loc[seeds, "final_val_loss"])
-    return pd.DataFrame([{"arm": "EST", "versus": "Original", "seeds": len(seeds),
-                          "diff": d.estimate, "diff_low": d.low, "diff_high": d.high,
-                          "flops_ratio": est["total_flops"].mean() / original["total_flops"].mean()}])
+    est, original = (reference[reference["arm"] == arm] for arm in ("EST", "Original"))
+    return pd.DataFrame([{"arm": "EST", "versus": "Original", **compare_arms(est, original)}])
 
 
 def _components(results_dir: Path, scale: str) -> str:
@@ -189,7 +175,7 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
                        f"paired by seed, Holm within each axis; equal means a paired TOST inside "
                        f"the claims' margin): {text}."
                        + (f" With one seed so far: {untested}." if untested else ""))
-        own = tested[~tested["cell"].str.contains("best peak LR")]  # cells of disjoint runs
+        own = tested[~tested["derived"]]  # cells of disjoint runs
         if len(own):
             worse = int((own["diff"] > 0).sum())
             sign = binomtest(worse, len(own)).pvalue
@@ -199,7 +185,7 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
         if smallest is not None:
             bullets.append(f"*Closest:* {_cell_text(smallest)}, 95 % CI {smallest['diff_low']:+.3f}.."
                            f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
-    for text in (_components(results_dir, scale), _control(results_dir, scale, _margin(scale))):
+    for text in (_components(results_dir, scale), _control(results_dir, scale, equivalence_margin(scale))):
         if text:
             bullets.append(text)
     return "".join(f"- {b}\n" for b in bullets)

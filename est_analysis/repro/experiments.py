@@ -93,3 +93,9 @@ def load_experiment(table: str, scale: str, seeds: int | None = None,
     if "claims" in spec:
         settings["claims"] = spec["claims"]
     return Experiment(table, scale, spec["description"], runs, settings, at_scale.get("fingerprint"))
+
+
+def equivalence_margin(scale: str) -> float:
+    """The margin (nats of validation loss) within which "equal loss" is tested at `scale`:
+    `claims: equivalence_margin` of table2.yaml, fixed before the runs."""
+    return load_experiment("table2", scale).settings["claims"]["equivalence_margin"]

@@ -37,7 +37,7 @@ from est_analysis.plotting import ladder_figure, save
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
 from est_analysis.repro.workspace import Workspace, find_workspace
-from est_analysis.stats import paired, welch
+from est_analysis.stats import aligned, paired, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
@@ -255,10 +255,10 @@ def ladder_summary(rows: pd.DataFrame) -> pd.DataFrame:
                 continue
             d = welch(est_loss, other["final_val_loss"])
             line |= {name: d.estimate, f"{name}_low": d.low, f"{name}_high": d.high, f"{name}_p": d.p}
-            pairs = arm["EST"].set_index("seed")["final_val_loss"].to_frame("est").join(
-                other.set_index("seed")["final_val_loss"].rename("other"), how="inner")
-            if len(pairs):  # the same seed: the same initialisation and data order
-                e = paired(pairs["est"], pairs["other"])
+            pairs = aligned(arm["EST"].set_index("seed")["final_val_loss"],
+                            other.set_index("seed")["final_val_loss"])
+            if len(pairs[0]):  # the same seed: the same initialisation and data order
+                e = paired(*pairs)
                 line |= {f"{name}_paired_low": e.low, f"{name}_paired_high": e.high,
                          f"{name}_paired_p": e.p}
         line["matched_loss"] = arm["Original at EST's FLOPs"]["final_val_loss"].mean()
@@ -305,12 +305,11 @@ def width_gaps(rows: pd.DataFrame) -> pd.DataFrame:
         if est_rows.empty:
             continue
         model, tpp = est_rows["model"].iloc[0], round(float(est_rows["tokens_per_param"].mean()), 1)
-        est = est_rows.set_index("seed")["final_val_loss"]
-        matched = group[group["arm"] == "Original at EST's FLOPs"].set_index("seed")["final_val_loss"]
-        pairs = est.to_frame("est").join(matched.rename("matched"), how="inner")
-        if pairs.empty:
+        pairs = aligned(est_rows.set_index("seed")["final_val_loss"],
+                        group[group["arm"] == "Original at EST's FLOPs"].set_index("seed")["final_val_loss"])
+        if not len(pairs[0]):
             continue
-        d = paired(pairs["est"], pairs["matched"])
+        d = paired(*pairs)
         lines.append({"model": model, "d_model": get_config(model).d_model, "tokens_per_param": tpp,
-                      "seeds": len(pairs), "diff": d.estimate, "diff_low": d.low, "diff_high": d.high})
+                      "seeds": d.n_a, "diff": d.estimate, "diff_low": d.low, "diff_high": d.high})
     return pd.DataFrame(lines)

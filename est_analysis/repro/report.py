@@ -11,7 +11,7 @@ import pandas as pd
 from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_loss, transition_table
 from est_analysis.paper import paper_table
 from est_analysis.repro.claims import judge_claims
-from est_analysis.repro.experiments import load_experiment
+from est_analysis.repro.experiments import equivalence_margin, load_experiment
 from est_analysis.repro.runner import hessian_trace, read_results, run_table
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir
@@ -166,6 +166,6 @@ def claims_at(scale: str, results_dir: Path | None = None, runs_root: Path | Non
         if not rows.empty and not missing_runs(rows):
             equal_loss = equal_loss_traces(tables["table5"], rows,
                                            load_experiment("table5", scale).settings["hessian"])
-    margin = load_experiment("table2", scale).settings["claims"]["equivalence_margin"]
+    margin = equivalence_margin(scale)
     return judge_claims(tables["table2"], tables["table3"], tables["table5"], transitions, slope,
                         margin, ladder, slope_lr, equal_loss)

@@ -180,6 +180,12 @@ def read_results(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, dtype={"commit": str, "config_hash": str})
 
 
+def results_at(path: Path, scale: str) -> pd.DataFrame:
+    """The rows of the results CSV at `path` at `scale` (none when the file does not exist)."""
+    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
+    return rows[rows["scale"] == scale]
+
+
 def upsert_rows(path: Path, table: pd.DataFrame, scale: str,
                 key: tuple[str, ...] | None = None) -> pd.DataFrame:
     """Write `table` as this scale's rows of the CSV at `path`, atomically. Without `key` it

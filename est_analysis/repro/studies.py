@@ -37,7 +37,7 @@ from est_analysis.repro.runner import ensure_trained, read_results, run_length, 
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.data import load_corpus
 from est_analysis.schedule import PRESETS
-from est_analysis.stats import paired, welch
+from est_analysis.stats import aligned, paired, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
@@ -234,12 +234,12 @@ def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
     return read_results(train.path).query("scale == @scale")
 
 
-def _compare(a: pd.DataFrame, b: pd.DataFrame, column: str = "final_val_loss") -> dict:
-    """a - b on `column`, paired by seed (the seeds both have) and by Welch (all of each)."""
-    pairs = a.set_index("seed")[column].to_frame("a").join(b.set_index("seed")[column].rename("b"),
-                                                           how="inner")
-    d, w = paired(pairs["a"], pairs["b"]), welch(a[column], b[column])
-    return {"seeds": len(pairs), "loss": a[column].mean(), "versus_loss": b[column].mean(),
+def compare_arms(a: pd.DataFrame, b: pd.DataFrame, column: str = "final_val_loss") -> dict:
+    """Rows of arm a minus rows of arm b on `column`, paired by seed (the seeds both have) and
+    by Welch (all of each), with the ratio of their mean FLOPs."""
+    d = paired(*aligned(a.set_index("seed")[column], b.set_index("seed")[column]))
+    w = welch(a[column], b[column])
+    return {"seeds": d.n_a, "loss": a[column].mean(), "versus_loss": b[column].mean(),
             "diff": d.estimate, "diff_low": d.low, "diff_high": d.high, "p_paired": d.p,
             "p_welch": w.p, "flops_ratio": a["total_flops"].mean() / b["total_flops"].mean()}
 
@@ -258,13 +258,13 @@ def study_summary(rows: pd.DataFrame) -> pd.DataFrame:
             for versus in ("Original at EST's FLOPs", "Original"):
                 if not arm(g, versus).empty:
                     lines.append({"group": group, "arm": "EST", "versus": versus,
-                                  **_compare(arm(g, "EST"), arm(g, versus))})
+                                  **compare_arms(arm(g, "EST"), arm(g, versus))})
         elif study == "ablation" and group != "reference" and not arm(reference, "EST").empty:
             variant = g.iloc[0]["arm"]
-            gap = _compare(arm(reference, "EST"), arm(reference, "Original"))["diff"]
+            gap = compare_arms(arm(reference, "EST"), arm(reference, "Original"))["diff"]
             for versus in ("Original", "EST"):
                 line = {"group": group, "arm": variant, "versus": versus,
-                        **_compare(g, arm(reference, versus))}
+                        **compare_arms(g, arm(reference, versus))}
                 if versus == "Original":
                     line["share_of_est_gap"] = line["diff"] / gap
                 lines.append(line)
@@ -274,7 +274,7 @@ def study_summary(rows: pd.DataFrame) -> pd.DataFrame:
                     if not arm(g, name).empty and not arm(g, "Original").empty:
                         lines.append({"group": group, "arm": name, "versus": "Original",
                                       "measure": column,
-                                      **_compare(arm(g, name), arm(g, "Original"), column)})
+                                      **compare_arms(arm(g, name), arm(g, "Original"), column)})
             original = arm(g, "Original")
             if not original.empty:
                 lines.append({"group": group, "arm": "Original", "versus": "its best",

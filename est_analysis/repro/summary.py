@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from est_analysis.repro.conclusions import conclusions_markdown
-from est_analysis.repro.runner import read_results
+from est_analysis.repro.runner import results_at
 from est_analysis.repro.studies import planned_runs, study_summary
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.stats import welch
@@ -158,11 +158,6 @@ def study_table(summary: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def _rows(path: Path, scale: str) -> pd.DataFrame:
-    rows = read_results(path) if path.exists() else pd.DataFrame({"scale": []})
-    return rows[rows["scale"] == scale]
-
-
 def _runs(study: str, scale: str, rows: pd.DataFrame) -> str:
     """'N runs', or 'N of M runs so far' while the study is not complete."""
     planned = planned_runs(study, scale)
@@ -175,21 +170,21 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
     results_dir = results_dir or find_workspace(scale=scale).results
     sections = []
     for table, title in TITLES.items():
-        rows = _rows(results_dir / f"{table}.csv", scale)
+        rows = results_at(results_dir / f"{table}.csv", scale)
         if rows.empty:
             continue
         sections.append(f"**{title}** (`results/{table}.csv`): {training_length(rows)}; "
                         f"{provenance(rows)}.\n\n{loss_table(table, rows)}")
-    ladder = _rows(results_dir / "ladder_summary.csv", scale)
+    ladder = results_at(results_dir / "ladder_summary.csv", scale)
     for axis, title in (("length", "Ladder, length axis"), ("size", "Ladder, size axis")):
         if not ladder.empty and (ladder["axis"] == axis).any():
-            runs = _rows(results_dir / "ladder.csv", scale)
+            runs = results_at(results_dir / "ladder.csv", scale)
             sections.append(f"**{title}** (`results/ladder_summary.csv`; intervals paired by seed "
                             f"with Welch's p beside, bootstrap "
                             f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
                             f":\n\n{ladder_table(ladder, axis)}")
     for study, title in STUDY_TITLES.items():
-        rows = _rows(results_dir / f"{study}.csv", scale)
+        rows = results_at(results_dir / f"{study}.csv", scale)
         if rows.empty:
             continue
         trained = rows[rows["reused_from"].isna()]
@@ -206,7 +201,7 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
     pairs), with the number of seeds each rests on."""
     results_dir = results_dir or find_workspace(scale=scale).results
     bullets = []
-    ladder = _rows(results_dir / "ladder_summary.csv", scale)
+    ladder = results_at(results_dir / "ladder_summary.csv", scale)
     length = ladder[(ladder["axis"] == "length") & (ladder["model"] == "gpt2-regime")].sort_values("rung")
     if not length.empty:
         rungs = "; ".join(f"{line['rung']:g}: {_interval(line, 'gap_matched')}"
@@ -215,7 +210,7 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
                        f"EST - compute-matched Original by tokens/parameter: {rungs}.")
     for study, what in (("width", "Width"), ("lr", "Peak LR and schedule"),
                         ("ablation", "One component at a time"), ("control", "Positive control")):
-        rows = _rows(results_dir / f"{study}.csv", scale)
+        rows = results_at(results_dir / f"{study}.csv", scale)
         if rows.empty:
             continue
         summary = study_summary(rows)
