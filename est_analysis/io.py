@@ -1,35 +1,137 @@
 """Atomic file writes (readers see the old file or the complete new one, never a half-written
-one) and file locks between processes."""
+one), files opened without following links, and file locks between processes.
+
+Nothing here writes through a symbolic link: temporary files are created exclusively
+(`mkstemp`), renames replace a link itself rather than its target, and files opened for
+appending or locking are opened with O_NOFOLLOW."""
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import secrets
+import shutil
+import stat
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import IO, BinaryIO, Callable
 
 
-def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
-    """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it over `path`."""
+class LinkRefused(OSError):
+    """A file the toolkit writes is a symbolic link (or not a regular file): it is never
+    written through."""
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object],
+                 keep_previous: str | Path | None = None) -> Path:
+    """Call `write(f)` on a temporary file beside `path`, fsync it, then rename it over `path`.
+
+    With `keep_previous`, the file `path` held until now is kept under that name (a hard link,
+    or a copy where the file system has none) once the new file is complete and before it
+    replaces `path`: at every instant `path` is a complete file, and a crash at any point
+    leaves the old one at `path` or the new one at `path` with the old one at `keep_previous`."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if keep_previous is not None and is_regular_file(path):
+            keep_copy(path, Path(keep_previous))
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def temporary_prefix(path: Path) -> str:
+    """The name prefix of `atomic_write`'s temporary files for `path` (".NAME.")."""
+    return f".{path.name}."
+
+
+def remove_stale_temporaries(path: str | Path) -> list[Path]:
+    """Remove the temporary files that a killed `atomic_write` of `path` left beside it (regular
+    files named by `temporary_prefix`, never links); call it only while holding the lock of the
+    directory, so that no live writer owns them. Returns what was removed."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f"{temporary_prefix(path)}*.tmp"):
+        if is_regular_file(tmp):
+            tmp.unlink(missing_ok=True)
+            removed.append(tmp)
+    return removed
+
+
+def is_regular_file(path: str | Path) -> bool:
+    """`path` is a regular file itself (not a link to one)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
+
+
+def keep_copy(path: Path, previous: Path) -> None:
+    """Make `previous` a complete copy of the regular file `path` (a hard link where possible),
+    atomically: `previous` is its old file or the complete copy at every instant."""
+    tmp = previous.parent / f"{temporary_prefix(previous)}{secrets.token_hex(6)}.tmp"
+    try:
+        os.link(path, tmp, follow_symlinks=False)  # never follows: fails if `tmp` exists
+    except OSError as err:
+        if err.errno == errno.EEXIST:
+            raise
+        # no hard links on this file system (some network and FUSE ones): copy instead
+        with open(path, "rb") as source:
+            atomic_write(previous, lambda f: shutil.copyfileobj(source, f))
+        return
+    try:
+        os.replace(tmp, previous)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Make the renames in `directory` durable (a power loss after them keeps them)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot sync a directory; the rename itself is atomic
+        pass
+    finally:
+        os.close(fd)
+
+
+def open_no_follow(path: str | Path, mode: str = "a") -> IO:
+    """Open `path` for appending (created if missing; `mode` "a", "ab" or "a+") without
+    following a symbolic link, and only if it is a regular file: `LinkRefused` otherwise,
+    naming the file and the fix."""
+    path = Path(path)
+    flags = {"a": os.O_WRONLY, "ab": os.O_WRONLY, "a+": os.O_RDWR}[mode]
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW | os.O_CLOEXEC, 0o666)
+    except OSError as err:
+        if err.errno == errno.ELOOP:
+            raise LinkRefused(f"{path} is a symbolic link: est does not write through links; "
+                              "remove the link (or choose another directory) and run again") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LinkRefused(f"{path} is not a regular file: remove it (or choose another "
+                          "directory) and run again")
+    return os.fdopen(fd, mode, **({} if "b" in mode else {"newline": ""}))
 
 
 def _umask() -> int:
@@ -67,7 +169,7 @@ def file_lock(path: str | Path) -> Iterator[None]:
     block ends or the process dies; a second process waits for it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as handle:
+    with open_no_follow(path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
@@ -85,8 +187,7 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
     raise `LockHeld` naming that process (its PID, command and start time, which it wrote into
     the file). The OS releases the lock when its holder dies, so a lock file left by a dead
     process is simply taken over."""
-    path = Path(path)
-    handle = open(path, "a+")
+    handle = open_no_follow(path, "a+")
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

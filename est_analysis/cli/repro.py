@@ -62,6 +62,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="ladder: train only this axis (repeatable; default both)")
     p.add_argument("--runs-root", type=Path, help="where runs live (default paper_repro/runs)")
     p.add_argument("--results-dir", type=Path, help="where CSVs go (default paper_repro/results)")
+    p.add_argument("--reverse", action="store_true",
+                   help="studies: walk the cells last to first, so that a second job on the same "
+                        "study meets the first in the middle (each run is trained once)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--markdown", action="store_true", help="claims: print a Markdown table")
@@ -108,7 +111,7 @@ def run(args: argparse.Namespace) -> None:
             print(f"figure: {figure[0]}")
         return
     if args.table in STUDIES:
-        rows = run_study(args.table, args.scale, not args.no_progress)
+        rows = run_study(args.table, args.scale, not args.no_progress, reverse=args.reverse)
         _, figure = report_studies(args.scale)
         if args.json:
             print(rows.to_json(orient="records"))

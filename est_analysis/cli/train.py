@@ -11,7 +11,6 @@ from pathlib import Path
 
 from est_analysis.cli.options import add_train_config_options, positive_int, train_config
 from est_analysis.training import RunDir, TrainConfig, train
-from est_analysis.training.checkpoint import load_checkpoint
 from est_analysis.training.distributed import torchrun_command
 
 EXAMPLES = """examples:
@@ -61,10 +60,10 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     """The options' config; on --resume the run's own settings (from its checkpoint) with the
     options given on top, so `est train --out RUN --resume` alone continues the run as it was."""
     given = train_config(args)
-    checkpoint = RunDir(args.out).checkpoint
-    if not args.resume or args.config or not checkpoint.exists():
+    run = RunDir(args.out)
+    if not args.resume or args.config or not run.can_resume:
         return given
-    trained_with = TrainConfig(**load_checkpoint(checkpoint)["config"])
+    trained_with = TrainConfig(**run.newest_checkpoint()[0]["config"])
     flags = {f.name: getattr(given, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     return dataclasses.replace(trained_with, **flags)

@@ -46,7 +46,7 @@ from est_analysis.data.tokenizer_files import (
     tokenizer_files,
 )
 from est_analysis.data.tokens import SPLIT_SEED, VAL_FRACTION, TokenData
-from est_analysis.io import atomic_write_text, file_lock
+from est_analysis.io import atomic_write_text, file_lock, open_no_follow
 
 FORMAT = "est-prepared-1"
 BLOCK_CHARS = 1 << 18  # a block of text: about 256 Ki characters, cut where no id changes
@@ -212,7 +212,7 @@ def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer
                                 "choose a new --out")
     dtype = np.dtype(np.uint16 if encoder.vocab_size <= 2**16 else np.uint32)
     state = _resume_state(out, fingerprint, dtype.itemsize)
-    parts = {name: (out / f"{name}.bin.partial").open("ab") for name in ("train", "val")}
+    parts = {name: open_no_follow(out / f"{name}.bin.partial", "ab") for name in ("train", "val")}
     for name, f in parts.items():
         f.truncate(state[f"{name}_tokens"] * dtype.itemsize)
     total_bytes = sum(p.stat().st_size for p in files)
@@ -225,11 +225,7 @@ def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer
     except OSError as err:
         if err.errno != errno.ENOSPC:
             raise
-        for f in parts.values():
-            f.close()
-        for name in ("train", "val"):
-            (out / f"{name}.bin.partial").unlink(missing_ok=True)
-        (out / STATE).unlink(missing_ok=True)
+        _discard_partial(out, parts)
         raise PreparedDataError(f"no space left on the device writing {out} "
                                 f"({shutil.disk_usage(out).free // 2**20} MiB free): the partial "
                                 "files were removed; free some space or choose another --out, "
@@ -238,9 +234,11 @@ def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer
         for f in parts.values():
             f.close()
     if state["val_tokens"] == 0 or state["train_tokens"] == 0:
+        _discard_partial(out, parts)
         raise PreparedDataError(f"corpus {corpus!r} is too small to split: {state['train_tokens']} "
                                 f"training and {state['val_tokens']} validation tokens (documents "
-                                f"are held out with probability {VAL_FRACTION}); use more documents")
+                                f"are held out with probability {VAL_FRACTION}); use more "
+                                "documents (the partial files were removed)")
     for name in ("train", "val"):
         os.replace(out / f"{name}.bin.partial", out / f"{name}.bin")
     meta = {**_tokenizer_meta(encoder, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
@@ -251,6 +249,16 @@ def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer
     atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
     (out / STATE).unlink(missing_ok=True)
     return out
+
+
+def _discard_partial(out: Path, parts: dict) -> None:
+    """Close and remove the partial token files and the resume state (nothing half-written
+    stays behind a refusal)."""
+    for f in parts.values():
+        f.close()
+    for name in ("train", "val"):
+        (out / f"{name}.bin.partial").unlink(missing_ok=True)
+    (out / STATE).unlink(missing_ok=True)
 
 
 def _stream(corpus_blocks: Iterator[Block], encoder: OrdinaryEncoder, dtype: np.dtype,

@@ -105,9 +105,9 @@ def _train_or_reuse(spec: RunSpec, out: RunDir, progress: bool) -> dict:
                              f"({listed}); it is not reused. Move it away (or give another "
                              "--runs-root) to train this row anew")
     else:
-        if out.has_run and not out.checkpoint.exists():  # stopped before its first checkpoint
-            out.remove_failed_start(created=None)
-        train(spec.config, out.path, resume=out.checkpoint.exists(), progress=progress)
+        if out.has_run and not out.can_resume:  # stopped before its first checkpoint
+            out.discard_unstarted_run()
+        train(spec.config, out.path, resume=out.can_resume, progress=progress)
         provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
                       "machine": machine(out.read_summary()["device"]), "torch": torch.__version__}
         atomic_write_text(out.provenance, json.dumps(provenance, indent=2))
@@ -192,15 +192,17 @@ def upsert_rows(path: Path, table: pd.DataFrame, scale: str,
     replaces all of the scale's rows (a finished loop: cells no longer planned go). With `key`
     (the columns that name a row, e.g. run_dir) it replaces only the rows whose key `table`
     has, so a loop that writes as it goes and is stopped partway keeps the rows it had not
-    reached yet: the only copy of a run whose directory is gone."""
-    if path.exists():
-        old = read_results(path)
-        stale = old["scale"] == scale
-        if key is not None:
-            written = pd.MultiIndex.from_frame(table[list(key)].astype(str))
-            stale &= pd.MultiIndex.from_frame(old.reindex(columns=list(key)).astype(str)).isin(written)
-        table = pd.concat([old[~stale], table], ignore_index=True)
-    atomic_write_text(path, table.to_csv(index=False))
+    reached yet: the only copy of a run whose directory is gone. Jobs writing one file take
+    turns (`.NAME.lock` beside it), so that none loses another's rows."""
+    with file_lock(path.with_name(f".{path.name}.lock")):
+        if path.exists():
+            old = read_results(path)
+            stale = old["scale"] == scale
+            if key is not None:
+                written = pd.MultiIndex.from_frame(table[list(key)].astype(str))
+                stale &= pd.MultiIndex.from_frame(old.reindex(columns=list(key)).astype(str)).isin(written)
+            table = pd.concat([old[~stale], table], ignore_index=True)
+        atomic_write_text(path, table.to_csv(index=False))
     return table
 
 

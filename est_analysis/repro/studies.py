@@ -24,25 +24,27 @@ from __future__ import annotations
 
 from dataclasses import replace
 from fractions import Fraction
+from functools import partial
 from importlib.resources import files
-from typing import Callable
+from typing import Callable, Iterator
 
 import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
-from est_analysis.repro.experiments import RunSpec
+from est_analysis.repro.experiments import RunSpec, equivalence_margin
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.data import load_corpus
 from est_analysis.schedule import PRESETS
-from est_analysis.stats import aligned, paired, welch
+from est_analysis.stats import aligned, paired, paired_tost, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
 STUDIES = ("width", "ablation", "control", "lr")
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
+MATCHED_VARIANT = "Original at the variant's FLOPs"  # an ablation variant's compute-matched arm
 
 
 def load_study(study: str, scale: str) -> tuple[dict, dict]:
@@ -75,6 +77,18 @@ def stage_fractions(preset: str) -> list[float]:
     """A preset's stage boundaries as fractions of the run (est-gpt2: 2/15, 7/15, 1)."""
     spec = PRESETS[preset]
     return [float(Fraction(b, spec.paper_steps)) for b in spec.boundaries]
+
+
+def stage_end_losses(metrics: pd.DataFrame) -> dict:
+    """The validation loss at the end of each stage but the last (the run's evaluation at its
+    last step in that stage, which the loop always makes), and that step: `stage1_end_val_loss`,
+    `stage1_end_step`, ...; none for a one-stage run."""
+    ends = metrics.groupby("stage")["step"].idxmax().sort_index().iloc[:-1]
+    row = {}
+    for stage, at in ends.items():
+        row |= {f"stage{stage}_end_val_loss": metrics.loc[at, "val_loss"],
+                f"stage{stage}_end_step": int(metrics.loc[at, "step"])}
+    return row
 
 
 class _Trainer:
@@ -124,7 +138,8 @@ class _Trainer:
         if out is not None:
             metrics = out.read_metrics().dropna(subset=["val_loss"])
             best = metrics.loc[metrics["val_loss"].idxmin()]
-            row |= {"best_val_loss": best["val_loss"], "best_val_step": int(best["step"])}
+            row |= {"best_val_loss": best["val_loss"], "best_val_step": int(best["step"]),
+                    **stage_end_losses(metrics)}
             if curve:
                 self.curves.append(metrics[["step", "train_loss", "val_loss"]].assign(
                     scale=self.scale, group=group, arm=arm, seed=c.seed))
@@ -132,7 +147,8 @@ class _Trainer:
             old = self.recorded_curves
             self.curves.append(old[(old["group"] == group) & (old["arm"] == arm) & (old["seed"] == c.seed)])
         if out is None and source != "ladder.csv":  # this study's own row: keep what it measured
-            row |= {k: record[k] for k in ("best_val_loss", "best_val_step") if k in record}
+            row |= {k: record[k] for k in record
+                    if k in ("best_val_loss", "best_val_step") or k.startswith("stage")}
         row |= {"run_dir": record["run_dir"] if out is None else self.workspace.recorded(out.path),
                 "reused_from": "ladder.csv" if source == "ladder.csv" else "",
                 **{k: record[k] for k in ("commit", "config_hash", "device", "machine", "torch")}}
@@ -151,6 +167,15 @@ class _Trainer:
             upsert_rows(self.workspace.results / "control_curves.csv", pd.concat(self.curves),
                         self.scale, cell)
 
+    def variant(self, name: str, original: TrainConfig, config: TrainConfig) -> None:
+        """An ablation variant and the Original trained for its FLOPs (its own schedule)."""
+        est = self(name, f"EST, {name}", config)
+        self(name, MATCHED_VARIANT, matched_original(original, self.original_record(original), est))
+
+    def original_record(self, original: TrainConfig) -> dict:
+        """The summary of the Original run `original` (trained or read back)."""
+        return self.record(RunSpec("Original", original))[0]
+
     def three_arms(self, group: str, original: TrainConfig) -> tuple[dict, dict]:
         """Original, EST and Original at EST's FLOPs (the ladder's arms) from `original`."""
         orig = self(group, "Original", original)
@@ -159,54 +184,67 @@ class _Trainer:
         return orig, est
 
 
-def _width(train: _Trainer, at: dict, spec: dict) -> None:
+Cell = Callable[[], None]  # trains (or reads back) one cell's arms for one seed
+
+
+def _width(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     for rung in at["tokens_per_param"]:
         for model in at["models"]:
             if rung > at.get("longest", {}).get(model, float("inf")):
                 continue
             for seed in range(at["seeds"]):
-                train.three_arms(f"{model} @ {rung:g} tok/param",
-                                 _base(train.scale, spec["preset"], seed, rung, model))
+                yield partial(train.three_arms, f"{model} @ {rung:g} tok/param",
+                              _base(train.scale, spec["preset"], seed, rung, model))
 
 
-def _ablation(train: _Trainer, at: dict, spec: dict) -> None:
+def _ablation(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
+    """Per seed the reference (Original, EST, matched Original); then per variant and seed the
+    variant and an Original trained for that variant's FLOPs."""
     fractions = stage_fractions(spec["preset"])
-    for seed in range(at["seeds"]):
-        original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
-        train.three_arms("reference", original)
-        for variant, rates in spec["variants"].items():
-            train(variant, f"EST, {variant}",
-                  replace(original, method="est", stages=fractions, rates=rates))
+    originals = [_base(train.scale, spec["preset"], seed, at["tokens_per_param"])
+                 for seed in range(at["seeds"])]
+    for original in originals:
+        yield partial(train.three_arms, "reference", original)
+    for variant in at.get("variants", spec["variants"]):
+        rates = spec["variants"][variant]
+        for original in originals:
+            yield partial(train.variant, variant, original,
+                          replace(original, method="est", stages=fractions, rates=rates))
 
 
-def _control(train: _Trainer, at: dict, spec: dict) -> None:
+def _control(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     scale, preset = train.scale, spec["preset"]
     recipe = recipe_for(scale, preset)
     subset = int(len(load_corpus("shakespeare", recipe.vocab_size).train) * at["train_fraction"])
+    group = f"{at['passes']} passes over {at['train_fraction']:g} of the split"
     for seed in range(at["seeds"]):
         config = _own(TrainConfig(method="original", preset=preset, scale=scale, seed=seed),
                       model=at["model"], train_fraction=at["train_fraction"],
                       eval_every=at["eval_every"])
         steps = max(1, round(at["passes"] * subset / config.tokens_per_step()))
         original = _own(config, steps=steps)
-        group = f"{at['passes']} passes over {at['train_fraction']:g} of the split"
-        train(group, "Original", original, curve=True)
-        train(group, "EST", replace(original, method="est"), curve=True)
-        train(group, "EST-ONE-STAGE", replace(original, method="est", preset="est-one-stage"),
-              curve=True)
+
+        def cell(original: TrainConfig = original) -> None:
+            train(group, "Original", original, curve=True)
+            train(group, "EST", replace(original, method="est"), curve=True)
+            train(group, "EST-ONE-STAGE", replace(original, method="est", preset="est-one-stage"),
+                  curve=True)
+        yield cell
 
 
-def _lr(train: _Trainer, at: dict, spec: dict) -> None:
+def _lr(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     rung = at["tokens_per_param"]
     for seed in range(at["seeds"]):
         for lr in at["lrs"]:
-            train.three_arms(f"gpt2, lr {lr:g}", _base(train.scale, spec["preset"], seed, rung, lr=lr))
+            yield partial(train.three_arms, f"gpt2, lr {lr:g}",
+                          _base(train.scale, spec["preset"], seed, rung, lr=lr))
         for name, fields in spec["schedules"].items():
             fields = dict(fields)
-            train.three_arms(name, _base(train.scale, fields.pop("preset"), seed, rung, **fields))
+            yield partial(train.three_arms, name,
+                          _base(train.scale, fields.pop("preset"), seed, rung, **fields))
 
 
-RUNNERS: dict[str, Callable[[_Trainer, dict, dict], None]] = {
+RUNNERS: dict[str, Callable[[_Trainer, dict, dict], Iterator[Cell]]] = {
     "width": _width, "ablation": _ablation, "control": _control, "lr": _lr}
 
 
@@ -217,41 +255,52 @@ def planned_runs(study: str, scale: str) -> int:
         cells = sum(rung <= at.get("longest", {}).get(model, float("inf"))
                     for rung in at["tokens_per_param"] for model in at["models"])
         return cells * at["seeds"] * len(ARMS)
-    if study == "ablation":
-        return at["seeds"] * (len(ARMS) + len(spec["variants"]))
+    if study == "ablation":  # the variants' matched Originals of equal FLOPs are one run
+        return at["seeds"] * (len(ARMS) + 2 * len(at.get("variants", spec["variants"])))
     if study == "control":
         return at["seeds"] * 3  # Original, EST, EST-ONE-STAGE
     return at["seeds"] * (len(at["lrs"]) + len(spec["schedules"])) * len(ARMS)
 
 
-def run_study(study: str, scale: str, progress: bool = True) -> pd.DataFrame:
-    """Train (or reuse) every run of `study` at `scale`; returns its rows (results/<study>.csv)."""
+def run_study(study: str, scale: str, progress: bool = True, reverse: bool = False) -> pd.DataFrame:
+    """Train (or reuse) every run of `study` at `scale`; returns its rows (results/<study>.csv).
+    With `reverse` the cells are walked last to first, so that a second job on the same study
+    meets the first in the middle (a run one job trains, the other waits for and reuses); the
+    forward job then writes the plan's rows."""
     at, spec = load_study(study, scale)
     train = _Trainer(study, scale, spec["scales"][scale].get("fingerprint"), progress)
-    RUNNERS[study](train, at, spec)
-    train.write(key=False)
+    cells = list(RUNNERS[study](train, at, spec))
+    for cell in reversed(cells) if reverse else cells:
+        cell()
+    train.write(key=reverse)
     train.bar.close()
     return read_results(train.path).query("scale == @scale")
 
 
-def compare_arms(a: pd.DataFrame, b: pd.DataFrame, column: str = "final_val_loss") -> dict:
+def compare_arms(a: pd.DataFrame, b: pd.DataFrame, column: str = "final_val_loss",
+                 margin: float | None = None) -> dict:
     """Rows of arm a minus rows of arm b on `column`, paired by seed (the seeds both have) and
-    by Welch (all of each), with the ratio of their mean FLOPs."""
-    d = paired(*aligned(a.set_index("seed")[column], b.set_index("seed")[column]))
-    w = welch(a[column], b[column])
+    by Welch (all of each), with the ratio of their mean FLOPs; with `margin`, also the paired
+    TOST p that the two are equal within it (`p_tost`)."""
+    pairs = aligned(a.set_index("seed")[column], b.set_index("seed")[column])
+    d, w = paired(*pairs), welch(a[column], b[column])
     return {"seeds": d.n_a, "loss": a[column].mean(), "versus_loss": b[column].mean(),
             "diff": d.estimate, "diff_low": d.low, "diff_high": d.high, "p_paired": d.p,
-            "p_welch": w.p, "flops_ratio": a["total_flops"].mean() / b["total_flops"].mean()}
+            "p_welch": w.p, "flops_ratio": a["total_flops"].mean() / b["total_flops"].mean(),
+            **({} if margin is None else {"p_tost": paired_tost(*pairs, margin)})}
 
 
-def study_summary(rows: pd.DataFrame) -> pd.DataFrame:
+def study_summary(rows: pd.DataFrame, margin: float | None = None) -> pd.DataFrame:
     """Per group, each arm against its references, paired by seed (Welch beside it):
     EST against Original and the compute-matched Original (width, lr); each ablation variant
-    against Original and EST of the same seeds, with the share of EST's gap it carries; the
-    control's EST arms against Original on the final and the best validation loss."""
+    against Original and EST of the same seeds (with the share of EST's gap it carries) and
+    against the Original trained for its own FLOPs, each with a paired TOST within `margin`
+    (default: the scale's equivalence margin); the control's EST arms against Original on the
+    final and the best validation loss."""
     lines = []
     arm = lambda g, name: g[g["arm"] == name]  # noqa: E731
     study = rows["study"].iloc[0]
+    margin = margin if margin is not None else equivalence_margin(rows["scale"].iloc[0])
     reference = rows[rows["group"] == "reference"]
     for group, g in rows.groupby("group", sort=False):
         if study in ("width", "lr") and not arm(g, "EST").empty:
@@ -260,11 +309,15 @@ def study_summary(rows: pd.DataFrame) -> pd.DataFrame:
                     lines.append({"group": group, "arm": "EST", "versus": versus,
                                   **compare_arms(arm(g, "EST"), arm(g, versus))})
         elif study == "ablation" and group != "reference" and not arm(reference, "EST").empty:
-            variant = g.iloc[0]["arm"]
+            variant = g[g["arm"].str.startswith("EST, ")]
             gap = compare_arms(arm(reference, "EST"), arm(reference, "Original"))["diff"]
-            for versus in ("Original", "EST"):
-                line = {"group": group, "arm": variant, "versus": versus,
-                        **compare_arms(g, arm(reference, versus))}
+            for versus, against in (("Original", arm(reference, "Original")),
+                                    ("EST", arm(reference, "EST")),
+                                    (MATCHED_VARIANT, arm(g, MATCHED_VARIANT))):
+                if variant.empty or against.empty:
+                    continue
+                line = {"group": group, "arm": variant.iloc[0]["arm"], "versus": versus,
+                        **compare_arms(variant, against, margin=margin)}
                 if versus == "Original":
                     line["share_of_est_gap"] = line["diff"] / gap
                 lines.append(line)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import sys
 import time
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from est_analysis.training.lr import lr_at
 from est_analysis.training.metrics import MetricsLog
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 from est_analysis.training.precision import autocast, grad_scaler, resolved_precision
-from est_analysis.training.run_dir import RunDir
+from est_analysis.training.run_dir import FreshStart, RunDir
 from est_analysis.training.throughput import device_peak_flops, mfu, tokens_per_s
 
 INIT_SALT = 2  # separates the initialisation from the other draws seeded by the run's seed
@@ -110,13 +111,13 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     if not resume and out.has_run:
         raise TrainingError(f"{out.path} already holds a run: pass --resume to continue it, or "
                             "choose a new --out")
-    if resume and not out.checkpoint.exists():
+    if resume and not out.can_resume:
         raise TrainingError(f"cannot resume {out.path}: {out.why_no_checkpoint()}")
     check_writable_dir(out.path)
+    created = None if resume else FreshStart(out)  # before anything is created
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     context = init_from_env(resolve_device(cfg.device))
-    created = _first_missing(out.path)
     try:
         with _lock(out, context):
             run = None
@@ -124,8 +125,8 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
                 run = _start(cfg, out, resume, context, progress)
                 _loop(run, context, progress and context.is_main)
             except BaseException as err:
-                if context.is_main and not resume and (run is None or run.step == 0):
-                    out.remove_failed_start(created)
+                if context.is_main and created is not None and (run is None or run.step == 0):
+                    created.undo()
                 if is_out_of_memory(err):
                     raise TrainingError(out_of_memory_message(cfg, run and run.step, err)) from None
                 raise
@@ -135,15 +136,6 @@ def train(config: TrainConfig, out_dir: str | Path, resume: bool = False,
     finally:
         shutdown(context)
     return out.path
-
-
-def _first_missing(path: Path) -> Path | None:
-    """The outermost directory of `path` that does not exist yet (what a start creates)."""
-    if path.exists():
-        return None
-    while not path.parent.exists():
-        path = path.parent
-    return path
 
 
 def _lock(out: RunDir, context: DistContext) -> AbstractContextManager:
@@ -170,7 +162,7 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
                  "lower --batch-size (and raise --grad-accum to keep the step's tokens) or use "
                  "a smaller --model")
     policy = cfg.policy(model_config)
-    state = load_checkpoint(out.checkpoint) if resume else None
+    state = _resumed_state(out, context) if resume else None
     history = _resumed_history(state, cfg, data.fingerprint, out.checkpoint) if state else []
     start = state["step"] if state else 0
     torch.manual_seed(init_seed(cfg.seed))
@@ -193,6 +185,18 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
         run.step, run.wall_s, run.cum_flops = state["step"], state["wall_s"], state["cum_flops"]
         torch.set_rng_state(state["rng_cpu"])
     return run
+
+
+def _resumed_state(out: RunDir, context: DistContext) -> dict:
+    """The newest good checkpoint: the main process repairs the run directory (a damaged or
+    missing checkpoint.pt falls back to the one kept before it), then every rank reads it."""
+    state = None
+    if context.is_main:
+        state, note = out.restore_newest_checkpoint()
+        if note:
+            print(f"note: {note}", file=sys.stderr)
+    context.barrier()
+    return state if state is not None else load_checkpoint(out.checkpoint)
 
 
 def _loop(run: Run, context: DistContext, progress: bool) -> None:
@@ -327,7 +331,7 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
          "world_size": context.world_size, "config_history": run.history,
          **({"init_used": run.init_used} if run.init_used else {})}, sort_keys=False))
     log = MetricsLog(run.out.metrics, keep_steps_before=run.step,
-                     tensorboard_dir=run.out.path / "tensorboard" if run.cfg.tensorboard else None)
+                     tensorboard_dir=run.out.tensorboard if run.cfg.tensorboard else None)
     run.val_loss = log.last_val_loss
     return log
 
@@ -350,24 +354,19 @@ def _save_progress(run: Run) -> None:
     if done in boundaries or (cfg.snapshot_every and done % cfg.snapshot_every == 0):
         _save_snapshot(run, done)
     if done % cfg.ckpt_every == 0 or done == cfg.steps or done in boundaries:
-        out = run.out
-        kept = out.checkpoint.exists() and done < cfg.steps  # kept until this one proves good
-        if kept:
-            out.checkpoint.replace(out.previous_checkpoint)
-        try:
-            save_checkpoint(out.checkpoint, {
-                "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-                "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
-                "config": dataclasses.asdict(cfg), "config_history": run.history,
-                "init_used": run.init_used,
-                "data_fingerprint": run.data.fingerprint,
-                "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()})
-        except BaseException:
-            if kept:  # the write failed (a full disk): the previous checkpoint is the run's again
-                out.previous_checkpoint.replace(out.checkpoint)
-            raise
+        out, last = run.out, done == cfg.steps
+        # until the run ends, the checkpoint it replaces is kept (a divergence rolls back to
+        # it): checkpoint.pt is complete at every instant (`io.atomic_write`)
+        save_checkpoint(out.checkpoint, {
+            "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
+            "config": dataclasses.asdict(cfg), "config_history": run.history,
+            "init_used": run.init_used,
+            "data_fingerprint": run.data.fingerprint,
+            "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()},
+            keep_previous=None if last else out.previous_checkpoint)
         run.checkpoint_step = done
-        if done == cfg.steps:
+        if last:
             out.previous_checkpoint.unlink(missing_ok=True)
 
 

@@ -36,16 +36,35 @@ def test_custom_schedule_at_the_presets_boundaries_is_the_preset(tmp_path):
     pd.testing.assert_series_equal(*losses)
 
 
-def test_ablation_samples_one_component_at_a_time(workspace):
+HEADS = "heads (stages 1-2) + layers (stage 1)"  # two of the ablation's variants (smoke scale)
+NEURONS = "neurons (stage 2)"
+
+
+def test_ablation_samples_components_each_beside_an_original_of_its_own_flops(workspace):
     rows = study("ablation", workspace)
-    assert len(rows) == 2 * (3 + 4)  # 2 seeds x (three reference arms + four variants)
-    heads = rows[rows["arm"] == "EST, heads only"]
+    assert len(rows) == 2 * (3 + 2 * 2)  # 2 seeds x (three reference arms + two variants x 2)
+    heads = rows[rows["arm"] == f"EST, {HEADS}"]
     assert set(heads["rates"]) == {"0.5,1,0.5/0.5,1,1/1,1,1"}
+    assert set(rows.loc[rows["arm"] == f"EST, {NEURONS}", "rates"]) == {"1,1,1/1,0.5,1/1,1,1"}
     by_arm = rows.groupby("arm")["total_flops"].mean()
-    for variant in ("heads only", "neurons only", "depth then width", "width then depth"):
+    for variant in (HEADS, NEURONS):
         assert by_arm["EST"] < by_arm[f"EST, {variant}"] < by_arm["Original"]
-    # paired: the same seeds for every arm, the same steps for the fixed-length ones
-    assert rows.groupby("arm")["seed"].apply(sorted).map(tuple).nunique() == 1
+        est, matched = (rows[(rows["group"] == variant) & (rows["arm"] == arm)].set_index("seed")
+                        for arm in (f"EST, {variant}", "Original at the variant's FLOPs"))
+        assert (matched["method"] == "original").all()
+        # within one step of Original's FLOPs per step
+        step = rows.loc[rows["arm"] == "Original", "total_flops"].iloc[0] / rows.loc[rows["arm"] == "Original", "steps"].iloc[0]
+        assert ((matched["total_flops"] - est["total_flops"]).abs() <= step / 2).all()
+    # paired: the same seeds for every arm of every group
+    assert rows.groupby(["group", "arm"])["seed"].apply(sorted).map(tuple).nunique() == 1
+    # the validation loss at each stage end, at the stage's last step, for the EST runs
+    for _, row in heads.iterrows():
+        metrics = pd.read_csv(workspace.parents[2] / row["run_dir"] / "metrics.csv")
+        for stage in (1, 2):
+            last = metrics[metrics["stage"] == stage].iloc[-1]
+            assert row[f"stage{stage}_end_step"] == last["step"]
+            assert row[f"stage{stage}_end_val_loss"] == pytest.approx(last["val_loss"])
+    assert rows.loc[rows["method"] == "original", "stage1_end_val_loss"].isna().all()
 
 
 def test_runs_shared_with_the_ladder_are_read_from_its_results(workspace):
@@ -125,15 +144,23 @@ def test_study_summaries_pair_arms_by_seed(workspace):
     from est_analysis.stats import paired
     rows = study("ablation", workspace)
     summary = study_summary(rows)
-    heads = summary[(summary["arm"] == "EST, heads only") & (summary["versus"] == "Original")].iloc[0]
+    from scipy import stats
+    heads = summary[(summary["arm"] == f"EST, {HEADS}") & (summary["versus"] == "Original")].iloc[0]
     by_seed = rows.set_index(["arm", "seed"])["final_val_loss"]
-    expected = paired(by_seed["EST, heads only"].sort_index(), by_seed["Original"].sort_index())
+    expected = paired(by_seed[f"EST, {HEADS}"].sort_index(), by_seed["Original"].sort_index())
     assert heads["diff"] == pytest.approx(expected.estimate) and heads["seeds"] == 2
     assert heads["p_paired"] == pytest.approx(expected.p, nan_ok=True)
     est_gap = (by_seed["EST"] - by_seed["Original"]).mean()
     assert heads["share_of_est_gap"] == pytest.approx(expected.estimate / est_gap)
-    assert set(summary["arm"]) == {f"EST, {v}" for v in ("heads only", "neurons only",
-                                                         "depth then width", "width then depth")}
+    assert set(summary["arm"]) == {f"EST, {HEADS}", f"EST, {NEURONS}"}
+    # each variant against the Original of its own FLOPs, with the paired TOST within 0.02
+    matched = summary[(summary["arm"] == f"EST, {HEADS}")
+                      & (summary["versus"] == "Original at the variant's FLOPs")].iloc[0]
+    group = rows[rows["group"] == HEADS].set_index(["arm", "seed"])["final_val_loss"]
+    d = (group[f"EST, {HEADS}"] - group["Original at the variant's FLOPs"]).to_numpy()
+    tost = max(stats.ttest_1samp(d, -0.02, alternative="greater").pvalue,
+               stats.ttest_1samp(d, 0.02, alternative="less").pvalue)
+    assert matched["diff"] == pytest.approx(d.mean()) and matched["p_tost"] == pytest.approx(tost)
 
 
 def test_an_ablation_at_the_scales_own_length_records_its_rates(workspace, monkeypatch):
@@ -150,6 +177,6 @@ def test_an_ablation_at_the_scales_own_length_records_its_rates(workspace, monke
         return at | {"tokens_per_param": own_length, "seeds": 1}, spec
     monkeypatch.setattr(studies, "load_study", at_own_length)
     rows = study("ablation", workspace)
-    fixed_length = rows[rows["arm"] != "Original at EST's FLOPs"]
+    fixed_length = rows[~rows["arm"].str.startswith("Original at")]
     assert (fixed_length["steps"] == config.resolved().steps).all()
-    assert set(rows.loc[rows["arm"] == "EST, neurons only", "rates"]) == {"1,0.5,0.5/1,0.5,1/1,1,1"}
+    assert set(rows.loc[rows["arm"] == f"EST, {HEADS}", "rates"]) == {"0.5,1,0.5/0.5,1,1/1,1,1"}
