@@ -18,6 +18,13 @@ def compare_methods(base: TrainConfig, out_dir: str | Path, methods: tuple[str, 
     """One run per method under `out_dir/<method>`; returns the summary table (also written as
     `comparison.csv`) and draws `loss_curves.png` (and .pdf). Ratios are relative to the first method."""
     out = Path(out_dir)
+    repeated = sorted({m for m in methods if methods.count(m) > 1})
+    if repeated:
+        raise ValueError(f"--methods {','.join(methods)} names {', '.join(repeated)} more than "
+                         "once; each method is trained once")
+    configs = [dataclasses.replace(base, method=method) for method in methods]
+    for config in configs:  # every run's settings checked before the first one trains
+        config.resolved().schedule()
     runs, rows = {}, []
     for method in methods:
         run = RunDir(train(dataclasses.replace(base, method=method), out / method, resume=resume,

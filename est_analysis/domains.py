@@ -116,3 +116,17 @@ def check_fields(instance: Any, prefix: str = "") -> None:
 def declared(default: Any, domain: Domain) -> Any:
     """A dataclass field with a default and a domain (for small options dataclasses)."""
     return dataclasses.field(default=default, metadata={"domain": domain})
+
+
+def environment(name: str, default: Any, domain: Domain) -> Any:
+    """The environment variable `name` parsed in `domain` (`default` when unset), refused like
+    an option: "environment variable WORLD_SIZE='two' must be an integer >= 1"."""
+    import os
+
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    try:
+        return domain.parse(value, name)
+    except ValueError as err:
+        raise ValueError(f"environment variable {err}; unset it or fix its value") from None

@@ -8,6 +8,7 @@ renamed, so DIR is complete or absent."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import shutil
@@ -26,6 +27,8 @@ def export_run(run: str | Path, out: str | Path) -> Path:
 
     transformers.utils.logging.disable_progress_bar()
     out = Path(out).expanduser()
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--to {out} is a file; choose a new --to directory")
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new --to directory")
     trained = load_run(run)
@@ -38,6 +41,7 @@ def export_run(run: str | Path, out: str | Path) -> Path:
         raise RuntimeError(f"export left weights unset: {missing}")
     hf_model.tie_weights()
     out.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_exports(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         hf_model.save_pretrained(tmp, safe_serialization=True)
@@ -50,10 +54,31 @@ def export_run(run: str | Path, out: str | Path) -> Path:
         if out.exists():
             out.rmdir()
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as err:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC or "No space left" in str(err):
+            raise OSError(f"no space left on the device writing {out} "
+                          f"({shutil.disk_usage(out.parent).free // 2**20} MiB free): the partial "
+                          "export was removed; free some space and run the same command again") from None
         raise
     return out
+
+
+# what `export_run` writes: a temporary directory holding only these is an export a killed
+# process left behind
+EXPORT_FILES = {"config.json", "generation_config.json", "model.safetensors", "est_export.json",
+                "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
+                "tokenizer.model"}
+
+
+def _remove_stale_exports(out: Path) -> None:
+    """Remove the temporary directories a killed export to `out` left beside it (named as
+    `mkdtemp` names them, real directories holding nothing but export files)."""
+    for tmp in out.parent.glob(f".{out.name}.*"):
+        if (len(tmp.name) == len(out.name) + 10 and tmp.is_dir() and not tmp.is_symlink()
+                and all(p.is_file() and not p.is_symlink() and p.name in EXPORT_FILES
+                        for p in tmp.iterdir())):
+            shutil.rmtree(tmp)
 
 
 def _save_tokenizer(tokenizer, eos: int, out: Path, transformers) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -57,13 +58,21 @@ def parse_task(spec: str) -> tuple[str, str, Path]:
     except ValueError:
         raise ValueError(f"--task {spec!r}: expected NAME=KIND:FILE, e.g. "
                          "lastword=last-word:lambada.jsonl or quiz=choice:quiz.jsonl") from None
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ValueError(f"--task {spec!r}: the task name {name!r} must be a plain identifier "
+                         "(letters, digits and _, not starting with a digit), e.g. quiz")
     if kind not in TASK_KINDS:
         raise ValueError(f"--task {spec!r}: kind {kind!r} is not one of {TASK_KINDS}")
     path = Path(file).expanduser()
     if not path.is_file():
         raise FileNotFoundError(f"--task {spec!r}: {path} does not exist")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ValueError(f"--task {spec!r}: {path} is not UTF-8 text (byte {err.start}); give a "
+                         "JSON-lines file") from None
     records = 0
-    for n, line in enumerate(path.read_text().splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if line.strip():
             try:
                 record = json.loads(line)
@@ -104,8 +113,12 @@ def evaluate(model_dir: str | Path, tasks: list[tuple[str, str, Path]],
     `named` from the YAMLs in `include`: one row per (task, metric)."""
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import lm_eval
-    import lm_eval.evaluator
+    try:
+        import lm_eval
+        import lm_eval.evaluator
+    except ImportError as err:
+        raise ImportError(f"est eval needs lm-evaluation-harness ({err}): install the eval extra, "
+                          "pip install 'est-analysis[eval]' (or -e '.[eval]' in a checkout)") from None
     from lm_eval.tasks import TaskManager
 
     with tempfile.TemporaryDirectory(prefix="est-eval-tasks-") as tmp:

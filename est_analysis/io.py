@@ -8,6 +8,8 @@ appending or locking are opened with O_NOFOLLOW."""
 from __future__ import annotations
 
 import errno
+import hashlib
+import json
 import fcntl
 import os
 import secrets
@@ -19,7 +21,10 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, BinaryIO, Callable
+from typing import IO, TYPE_CHECKING, BinaryIO, Callable
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class LinkRefused(OSError):
@@ -83,6 +88,9 @@ def is_regular_file(path: str | Path) -> bool:
 def keep_copy(path: Path, previous: Path) -> None:
     """Make `previous` a complete copy of the regular file `path` (a hard link where possible),
     atomically: `previous` is its old file or the complete copy at every instant."""
+    if is_regular_file(previous) and os.path.samefile(path, previous):
+        return  # already a link to it (a kill after the last keep): and rename(2) of one link
+        # over another of the same file does nothing, which would leave the temporary behind
     tmp = previous.parent / f"{temporary_prefix(previous)}{secrets.token_hex(6)}.tmp"
     try:
         os.link(path, tmp, follow_symlinks=False)  # never follows: fails if `tmp` exists
@@ -204,3 +212,67 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
         yield
     finally:
         handle.close()  # closing releases the lock
+
+
+class UnreadableFile(ValueError):
+    """A file the toolkit reads is not what it should be (its name and the fix are said)."""
+
+
+def read_json(path: str | Path, fix: str = "restore it, or write it again") -> object:
+    """The JSON in `path`; `UnreadableFile` naming the file (and `fix`) when it is not UTF-8
+    JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as err:
+        raise UnreadableFile(f"{path} is not UTF-8 text (byte {err.start}); {fix}") from None
+    except json.JSONDecodeError as err:
+        raise UnreadableFile(f"{path} is not valid JSON ({err}); {fix}") from None
+
+
+def read_csv_file(path: str | Path, what: str, **options: object) -> "pd.DataFrame":
+    """The CSV at `path` as a DataFrame; `UnreadableFile` naming `what` and the file when it is
+    missing, empty or not CSV text."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise UnreadableFile(f"{what} {path}: no such file")
+    try:
+        return pd.read_csv(path, **options)
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
+        raise UnreadableFile(f"{what} {path} is not a CSV table ({str(err).strip()})") from None
+
+
+def file_digest(*paths: str | Path) -> str:
+    """BLAKE2b of the files' bytes, in order, read in 1 MiB chunks (memory does not grow with
+    their size)."""
+    h = hashlib.blake2b(digest_size=16)
+    for path in paths:
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def digest_file(path: str | Path) -> Path:
+    """Where the digest of the cache file `path` is kept (`<name>.digest` beside it)."""
+    path = Path(path)
+    return path.with_name(path.name + ".digest")
+
+
+def record_digest(path: str | Path) -> None:
+    """Write the digest of `path` beside it (after `path` itself is complete)."""
+    atomic_write_text(digest_file(path), file_digest(path) + "\n")
+
+
+def check_digest(path: str | Path, fix: str) -> None:
+    """Refuse `path` when its bytes no longer match the digest recorded when it was written;
+    a file written before digests were kept gets its digest recorded now."""
+    recorded = digest_file(path)
+    if not recorded.exists():
+        record_digest(path)
+        return
+    if file_digest(path) != recorded.read_text().strip():
+        raise UnreadableFile(f"{path} does not match the digest recorded when it was written "
+                             f"({recorded.name}): its bytes changed; {fix}")

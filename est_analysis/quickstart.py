@@ -68,6 +68,8 @@ def run_quickstart(out: str | Path, seed: int = 0, tokens_per_param: float = TOK
     to `out/quickstart.csv`)."""
     out = Path(out).expanduser()
     arms = configs(seed, tokens_per_param)
+    for config in arms.values():  # a schedule too short for its stages fails before any training
+        config.resolved().schedule()
     paths = {arm: out / name for arm, name in
              zip(ARMS, ("original", "est", "original-at-est-flops"))}
     steps = arms["Original"].resolved().steps

@@ -17,7 +17,7 @@ PACKAGE = ROOT / "est_analysis"
 # bottom to top; a unit is a top-level module or sub-package of est_analysis, and it may import
 # only from units of lower layers (and from itself)
 LAYERS = [
-    {"io", "stats", "seeding", "model_config", "paper", "domains"},
+    {"io", "stats", "seeding", "model_config", "paper", "domains", "host_memory"},
     {"subnet", "data"},
     {"models", "schedule"},
     {"loss", "methods"},

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from est_analysis.domains import FRACTION, POSITIVE, UNIT
+from est_analysis.io import read_csv_file
 from est_analysis.cli.options import option_pair, positive_int
 from est_analysis.cost import (ACCOUNTINGS, cost_table, method_saving, policy_costs, saving,
                                schedule_costs, speedup)
@@ -124,7 +125,12 @@ def measured_efficiency(csv: Path, model: str | None) -> dict[str, float]:
     if not csv.is_file():
         raise FileNotFoundError(f"--efficiency-from {csv}: no such file; run "
                                 "`python benchmarks/walltime.py --out DIR` first")
-    table = pd.read_csv(csv)
+    table = read_csv_file(csv, "--efficiency-from")
+    missing = sorted({"part", "variant", "model", "micro_batch", "efficiency"} - set(table.columns))
+    if missing:
+        raise ValueError(f"--efficiency-from {csv} has no column {', '.join(missing)}: it is not "
+                         "a walltime.csv; give the CSV written by `python benchmarks/walltime.py "
+                         "--out DIR` (paper_repro/results/walltime.csv)")
     steps = table[(table["part"] == "training step") & table["variant"].str.endswith("sliced")]
     if model is None:
         model = steps["model"].iloc[0]

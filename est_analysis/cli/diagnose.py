@@ -127,8 +127,15 @@ def run_dynamics(args: argparse.Namespace) -> None:
     slopes = {}
     for label, path in zip(labels, args.runs):
         metrics = RunDir(path).read_metrics()
-        stage = args.stage if args.stage and metrics["stage"].max() > 1 else None
+        stages = int(metrics["stage"].max())
+        stage = args.stage if args.stage and stages > 1 else None
+        if stage is not None and stage > stages:
+            raise ValueError(f"--stage {stage}: run {path} has {stages} stages; give a stage "
+                             f"from 1 to {stages}")
         slopes[label] = loss_slopes(metrics, args.window, args.x, stage)
+        if slopes[label].empty:
+            raise ValueError(f"run {path} has fewer than --window {args.window} steps"
+                             + (f" in stage {stage}" if stage else "") + "; use a smaller --window")
     table = slopes_at_equal_loss(slopes, args.bins)
     ratios = {f"slope_ratio {label} / {labels[0]}": slope_ratio(table, label, labels[0])
               for label in labels[1:]}

@@ -56,9 +56,10 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
 
 def _errors() -> tuple[type[Exception], ...]:
-    """The errors that are bad input or a fault named in one line: the training package's own
-    where it was imported (it cannot have raised them otherwise)."""
-    errors: tuple[type[Exception], ...] = (ValueError, OSError, MemoryError)
+    """The errors that are bad input, a fault or a missing optional dependency, named in one
+    line: the training package's own where it was imported (it cannot have raised them
+    otherwise)."""
+    errors: tuple[type[Exception], ...] = (ValueError, OSError, MemoryError, ImportError)
     if "est_analysis.training" in sys.modules:
         from est_analysis.training import CheckpointError, RunDirError, TrainingError
         errors += (TrainingError, CheckpointError, RunDirError)

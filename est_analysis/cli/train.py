@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import subprocess
 from pathlib import Path
 
+from est_analysis.domains import NONNEGATIVE_INT, environment
 from est_analysis.cli.options import add_train_config_options, positive_int, train_config
 from est_analysis.training import RunDir, TrainConfig, train
 from est_analysis.training.distributed import torchrun_command
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> None:
     if args.nproc > 1:  # hand over to torchrun, which starts N copies of this command
         raise SystemExit(subprocess.call(torchrun_command(args.nproc, _without_nproc(args.argv))))
     out = RunDir(train(_config(args), args.out, resume=args.resume, progress=not args.no_progress))
-    if int(os.environ.get("RANK", "0")) != 0:
+    if environment("RANK", 0, NONNEGATIVE_INT) != 0:
         return
     summary = out.read_summary()
     if args.json:
@@ -63,7 +63,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
     run = RunDir(args.out)
     if not args.resume or args.config or not run.can_resume:
         return given
-    trained_with = TrainConfig(**run.newest_checkpoint()[0]["config"])
+    state, path = run.newest_checkpoint()
+    trained_with = TrainConfig.from_dict(state["config"], f"checkpoint {path}")
     flags = {f.name: getattr(given, f.name) for f in dataclasses.fields(TrainConfig)
              if getattr(args, f.name, None) is not None}
     return dataclasses.replace(trained_with, **flags)

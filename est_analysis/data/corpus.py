@@ -90,7 +90,8 @@ def read_documents(files: list[Path]) -> list[str]:
             docs.append(text)
     docs = [d for d in docs if d.strip()]
     if not docs:
-        raise ValueError(f"the corpus in {files[0].parent} is empty: no non-blank text found")
+        where = files[0] if len(files) == 1 else f"{len(files)} files in {files[0].parent}"
+        raise ValueError(f"the corpus {where} is empty: no non-blank text found")
     return docs
 
 

@@ -22,12 +22,16 @@ the files and reads only `meta.json`: no corpus hash.
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import errno
 import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -37,7 +41,7 @@ import numpy as np
 from tokenizers import Tokenizer
 from tqdm import tqdm
 
-from est_analysis.data.corpus import corpus_files
+from est_analysis.data.corpus import CorpusWarning, corpus_files
 from est_analysis.data.ordinary import OrdinaryEncoder, ordinary_encoder
 from est_analysis.data.tokenizer_files import (
     TextTokenizer,
@@ -46,7 +50,8 @@ from est_analysis.data.tokenizer_files import (
     tokenizer_files,
 )
 from est_analysis.data.tokens import SPLIT_SEED, VAL_FRACTION, TokenData
-from est_analysis.io import atomic_write_text, file_lock, open_no_follow
+from est_analysis.io import (atomic_write, atomic_write_text, file_digest, file_lock,
+                             open_no_follow)
 
 FORMAT = "est-prepared-1"
 BLOCK_CHARS = 1 << 18  # a block of text: about 256 Ki characters, cut where no id changes
@@ -55,7 +60,7 @@ BATCH_CHARS = 1 << 22  # encoded together: 4 Mi characters, 16 blocks for the th
 SAMPLE_BYTES = 1 << 16  # a file's fingerprint reads its first and last 64 KiB, not all of it
 META, STATE, LOCK = "meta.json", ".prepare-state.json", ".prepare.lock"
 META_TYPES = {"vocab_size": int, "tokenizer": str, "fingerprint": str, "train_tokens": int,
-              "val_tokens": int, "max_token_id": int, "bins_digest": str}
+              "val_tokens": int, "max_token_id": int, "bins_digest": str, "content_digest": str}
 
 
 class PreparedDataError(ValueError):
@@ -96,14 +101,14 @@ def blocks(files: list[Path], encoder: OrdinaryEncoder, newlines: str = "keep") 
     """The corpus as blocks of text, in order, each tagged with its document (blank documents
     are skipped)."""
     if len(files) == 1 and files[0].suffix != ".jsonl":  # one text file: its blocks are documents
-        with files[0].open(encoding="utf-8", errors="replace", newline=NEWLINES[newlines]) as f:
+        with _open_text(files[0], newlines) as f:
             pieces = _pieces(_chunks(f, files[0]), _after_line_break)
             yield from (Block(piece, doc, False) for doc, piece in
                         enumerate(p for p in pieces if p.strip()))
         return
     doc = 0
     for path in files:
-        with path.open(encoding="utf-8", errors="replace", newline=NEWLINES[newlines]) as f:
+        with _open_text(path, newlines) as f:
             documents = _records(f, path, newlines) if path.suffix == ".jsonl" else [_chunks(f, path)]
             for chunks in documents:
                 written = False
@@ -111,6 +116,29 @@ def blocks(files: list[Path], encoder: OrdinaryEncoder, newlines: str = "keep") 
                     written = True
                     yield block
                 doc += written
+
+
+@contextmanager
+def _open_text(path: Path, newlines: str) -> Iterator[TextIO]:
+    """`path` as UTF-8 text, undecodable bytes replaced by U+FFFD, counted and reported as a
+    `CorpusWarning` once the file is read (as `est train --corpus` does)."""
+    _REPLACED[0] = 0
+    with path.open(encoding="utf-8", errors="est-replace-and-count", newline=NEWLINES[newlines]) as f:
+        yield f
+    if _REPLACED[0]:
+        warnings.warn(f"corpus file {path}: {_REPLACED[0]} undecodable byte sequence(s) replaced "
+                      "by U+FFFD (is it UTF-8?)", CorpusWarning, stacklevel=2)
+
+
+_REPLACED = [0]  # undecodable sequences in the file `_open_text` is reading
+
+
+def _replace_and_count(err: UnicodeDecodeError) -> tuple[str, int]:
+    _REPLACED[0] += 1
+    return "\ufffd", err.end
+
+
+codecs.register_error("est-replace-and-count", _replace_and_count)
 
 
 def _records(f: TextIO, path: Path, newlines: str) -> Iterator[Iterator[str]]:
@@ -181,10 +209,18 @@ def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool 
     encoder = ordinary_encoder(tokenizer)  # a bad tokenizer fails before anything is written
     settings = _settings(files, tokenizer, newlines)
     _check_own_directory(out)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    with file_lock(out / LOCK):  # processes preparing the same directory (DDP ranks) take turns
-        _check_own_directory(out)  # again: another process may have written it meanwhile
-        return _prepare(corpus, files, encoder, tokenizer, settings, out, progress)
+    try:
+        with file_lock(out / LOCK):  # processes preparing one directory (DDP ranks) take turns
+            _check_own_directory(out)  # again: another process may have written it meanwhile
+            return _prepare(corpus, files, encoder, tokenizer, settings, out, progress)
+    except PreparedDataError:
+        if created:  # a refusal leaves nothing behind: the lock, then the directory if empty
+            (out / LOCK).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out.rmdir()
+        raise
 
 
 def _check_own_directory(out: Path) -> None:
@@ -244,6 +280,7 @@ def _prepare(corpus: str, files: list[Path], encoder: OrdinaryEncoder, tokenizer
     meta = {**_tokenizer_meta(encoder, tokenizer, out, dtype.name), "train_tokens": state["train_tokens"], "val_tokens": state["val_tokens"],
             "documents": state["documents"], "val_documents": state["val_documents"],
             "max_token_id": state.get("max_token_id", -1), "bins_digest": _bins_digest(out),
+            "content_digest": file_digest(out / "train.bin", out / "val.bin"),
             "corpus": str(corpus), "files": len(files), "bytes": total_bytes,
             **settings, "fingerprint": fingerprint}
     atomic_write_text(out / META, json.dumps(meta, indent=2) + "\n")
@@ -298,6 +335,10 @@ def load_prepared(path: str | Path) -> TokenData:
             raise PreparedDataError(f"{file} is {file.stat().st_size} bytes, not a whole number "
                                     f"of {dtype.name} tokens; is meta.json's dtype right?")
         arrays[name] = np.memmap(file, dtype=dtype, mode="r")
+    if "content_digest" in meta and file_digest(path / "train.bin", path / "val.bin") != meta["content_digest"]:
+        raise PreparedDataError(f"{path}: train.bin or val.bin changed since {META} was written "
+                                "(their content digest differs): restore them, or prepare "
+                                "(`est data prepare`) or describe (`est data describe`) them again")
     source = path / meta["tokenizer"]  # a name inside the directory, or an absolute path
     if Path(meta["tokenizer"]).is_absolute() and meta.get("tokenizer_digest") not in (
             None, tokenizer_digest(source)):
@@ -375,7 +416,8 @@ def describe(path: str | Path, tokenizer: str | Path, dtype: str = "uint16",
               "separator_id": encoder.separator, "tokenizer": str(Path(tokenizer).expanduser().resolve())})
     meta = {**named, "train_tokens": bins[0].stat().st_size // itemsize,
             "val_tokens": bins[1].stat().st_size // itemsize, "max_token_id": max(largest.values()),
-            "bins_digest": _bins_digest(path), **settings, "fingerprint": _digest(settings)}
+            "bins_digest": _bins_digest(path), "content_digest": file_digest(*bins),
+            **settings, "fingerprint": _digest(settings)}
     return atomic_write_text(path / META, json.dumps(meta, indent=2) + "\n")
 
 
@@ -388,12 +430,22 @@ def _tokenizer_meta(encoder: OrdinaryEncoder, source: str | Path, out: Path, dty
 def _keep_tokenizer(tok: TextTokenizer | None, source: str | Path, out: Path) -> str:
     """Copy the tokenizer's files into `out`, plus a `tokenizer.json` where the tokenizer is a
     `tokenizers` one (what HF fast tokenizers read; a `*.tiktoken` file is kept as it is, and
-    converted when the data is loaded); the name of the file to load it from."""
-    for file in tokenizer_files(source):
-        if file.resolve() != (out / file.name).resolve():
-            shutil.copyfile(file, out / file.name)
+    converted when the data is loaded); the name of the file to load it from. A file of the
+    same name already in `out` with other contents is never overwritten: refused up front."""
+    copies = {out / f.name: f.read_bytes() for f in tokenizer_files(source)
+              if f.resolve() != (out / f.name).resolve()}
     if isinstance(tok, Tokenizer):
-        atomic_write_text(out / "tokenizer.json", tok.to_str())
+        copies[out / "tokenizer.json"] = tok.to_str().encode()
+    clashes = [p.name for p, data in copies.items()
+               if os.path.lexists(p) and (not p.is_file() or p.is_symlink() or p.read_bytes() != data)]
+    if clashes:
+        raise PreparedDataError(f"{out} already holds {', '.join(clashes)}, which differs from the "
+                                "tokenizer's own file: est does not overwrite it; leave out "
+                                "--copy-tokenizer (meta.json then names the tokenizer by its "
+                                "path) or move that file away")
+    for path, data in copies.items():
+        atomic_write(path, lambda f, data=data: f.write(data))
+    if isinstance(tok, Tokenizer):
         return "tokenizer.json"
     return tokenizer_files(source)[0].name
 

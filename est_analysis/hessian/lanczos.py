@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from est_analysis.hessian.operator import LinearOperator
 from est_analysis.hessian.trace import rademacher
+from est_analysis.training.memory import check_memory
 
 
 def lanczos(op: LinearOperator, iters: int, start: torch.Tensor,
@@ -27,6 +28,10 @@ def lanczos(op: LinearOperator, iters: int, start: torch.Tensor,
     stops early if the Krylov space becomes invariant. `betas` has one entry per step: the
     last is the norm of the final residual (T's off-diagonal is betas[:-1])."""
     iters = min(iters, op.size)
+    element = torch.empty((), dtype=op.dtype).element_size()
+    check_memory(iters * op.size * element, op.device,
+                 f"Lanczos with {iters} steps on {op.size:,} parameters (a basis of {iters} vectors)",
+                 "ask for fewer eigenvalues (--top) or Lanczos steps (--iters)")
     basis = torch.empty(iters, op.size, dtype=op.dtype, device=op.device)
     basis[0] = start / start.norm()
     alphas, betas = [], []
@@ -54,6 +59,9 @@ class Eigenvalues:
 def top_eigenvalues(op: LinearOperator, k: int = 1, iters: int | None = None, seed: int = 0,
                     progress: bool = False) -> Eigenvalues:
     """The k largest eigenvalues of H, from `iters` Lanczos steps (default max(3k + 30, 50))."""
+    if k > op.size:
+        raise ValueError(f"--top {k} asks for more eigenvalues than the model has parameters "
+                         f"({op.size:,}); give at most {op.size:,}")
     start_time, before = time.perf_counter(), op.matvecs
     iters = iters or max(3 * k + 30, 50)
     start = torch.randn(op.size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from est_analysis.methods.base import SubnetPolicy, parse_options
-from est_analysis.methods.est import EstPolicy
+from est_analysis.methods.est import EstOptions, EstPolicy
 from est_analysis.methods.layer_drop import LayerDropOptions, LayerDropPolicy
 from est_analysis.methods.msg import MsgOptions, MsgPolicy
 from est_analysis.methods.raptr import RaptrOptions, RaptrPolicy, default_schedule
@@ -30,7 +30,7 @@ METHOD_SUMMARIES = {
 METHODS = tuple(METHOD_SUMMARIES)
 # methods whose stages the user may set with --stages/--rates
 CUSTOM_SCHEDULE_METHODS = ("est", "raptr")
-OPTIONS = {"original": None, "est": None, "staged": StagedOptions, "msg": MsgOptions,
+OPTIONS = {"original": None, "est": EstOptions, "staged": StagedOptions, "msg": MsgOptions,
            "raptr": RaptrOptions, "layer-drop": LayerDropOptions}
 
 __all__ = ["METHODS", "METHOD_SUMMARIES", "OPTIONS", "CUSTOM_SCHEDULE_METHODS", "EstPolicy", "SubnetPolicy",
@@ -56,7 +56,7 @@ def build_policy(method: str, config: ModelConfig, total_steps: int, seed: int,
     if method == "est":
         if schedule is None:
             raise ValueError("method 'est' needs a schedule (a preset or --stages/--rates)")
-        return EstPolicy(config, schedule, seed)
+        return EstPolicy(config, schedule, seed, parsed)
     if method == "raptr":
         return RaptrPolicy(config, schedule or default_schedule(config, total_steps), seed, parsed)
     if schedule is not None:

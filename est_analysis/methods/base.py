@@ -48,6 +48,16 @@ class SubnetPolicy:
         """Called before `step` is trained; growth methods return the grown model/optimizer."""
         return model, optimizer
 
+    def update_scales(self, step: int) -> dict[str, float]:
+        """Multipliers of the learning rate at `step` for the parameter groups named by
+        `scaled_parameters` (none: every parameter steps at the run's LR)."""
+        return {}
+
+    def scaled_parameters(self, model: Decoder) -> dict[str, list[torch.nn.Parameter]]:
+        """Parameters of `model` the optimizer keeps in groups of their own, by group name,
+        so that `update_scales` can scale their updates."""
+        return {}
+
     def expected_loads(self, step: int) -> list[LayerLoad]:
         """Per layer of `model_config_at(step)`: expected work at `step` (for the cost model)."""
         return uniform_loads(self.model_config_at(step), self.rates(step))

@@ -10,11 +10,12 @@ our decoders (no download; safetensors or PyTorch weight files, sharded or not).
 
 from __future__ import annotations
 
-import json
+import pickle
 from pathlib import Path
 
 import torch
 
+from est_analysis.io import read_json
 from est_analysis.model_config import ModelConfig
 from est_analysis.models.base import Decoder
 from est_analysis.models import build_model
@@ -140,7 +141,7 @@ def load_hf_model(path: str | Path) -> Decoder:
     path = Path(path).expanduser()
     if not (path / "config.json").exists():
         raise HFModelError(f"{path} is not an HF model directory (no config.json)")
-    config = model_config_from_hf(json.loads((path / "config.json").read_text()), f"hf:{path.name}")
+    config = model_config_from_hf(read_json(path / "config.json", "restore the model's config.json"), f"hf:{path.name}")
     model = build_model(config)
     state = {k: v.float() for k, v in _read_weights(path).items()}
     try:
@@ -163,22 +164,40 @@ def _pairs(config: ModelConfig, state: dict, to_hf: bool):
 
 
 def _read_weights(path: Path) -> dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    for index_name, loader in (("model.safetensors.index.json", load_file),
+    for index_name, loader in (("model.safetensors.index.json", _safetensors_load),
                                ("pytorch_model.bin.index.json", _torch_load)):
         if (path / index_name).exists():
-            shards = sorted(set(json.loads((path / index_name).read_text())["weight_map"].values()))
+            shards = sorted(set(read_json(path / index_name, "restore the model's index")["weight_map"].values()))
             return {k: v for shard in shards for k, v in loader(str(path / shard)).items()}
     if (path / "model.safetensors").exists():
-        return load_file(str(path / "model.safetensors"))
+        return _safetensors_load(str(path / "model.safetensors"))
     if (path / "pytorch_model.bin").exists():
         return _torch_load(str(path / "pytorch_model.bin"))
     raise HFModelError(f"{path} holds no weights (model.safetensors or pytorch_model.bin)")
 
 
 def _torch_load(file: str) -> dict[str, torch.Tensor]:
-    return torch.load(file, map_location="cpu", weights_only=True)
+    """A PyTorch weight file, read without running any code it holds (`weights_only`)."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise HFModelError(f"{file} holds objects other than tensors, which est does not load "
+                           "(loading them could run code): save the weights as safetensors, or "
+                           "as a plain state dict of tensors") from None
+    except Exception as err:  # torch raises many kinds for damaged files
+        raise HFModelError(f"{file} is unreadable (truncated or corrupted: {type(err).__name__}); "
+                           "restore a good copy of the model") from None
+
+
+def _safetensors_load(file: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(file)
+    except (SafetensorError, OSError) as err:
+        raise HFModelError(f"{file} is not a readable safetensors file ({err}); restore a good "
+                           "copy of the model") from None
 
 
 def _require(hf: dict, name: str, **allowed: tuple) -> None:

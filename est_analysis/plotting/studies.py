@@ -4,6 +4,8 @@ the positive control's validation curves, and the final loss against peak LR per
 
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 import pandas as pd
 from matplotlib import pyplot as plt
@@ -40,21 +42,31 @@ def gap_by_steps(ax: plt.Axes, cells: pd.DataFrame) -> None:
 
 
 def ablation_bars(ax: plt.Axes, summary: pd.DataFrame, reference: pd.DataFrame) -> None:
-    """Each ablation variant and EST minus Original (paired 95 %), labelled with its FLOPs
-    saving (`studies.study_summary` of the ablation; `reference` its EST-vs-Original line)."""
+    """Each ablation variant and EST minus Original (bars, paired 95 %), labelled with its
+    FLOPs saving, and each variant minus the Original trained for its own FLOPs (diamonds)
+    (`studies.study_summary` of the ablation; `reference` its EST-vs-Original line)."""
     lines = pd.concat([reference, summary[summary["versus"] == "Original"]], ignore_index=True)
+    matched = summary[~summary["versus"].isin(["Original", "EST"])].set_index("arm")  # own FLOPs
     y = np.arange(len(lines))[::-1]
     for yi, (_, line) in zip(y, lines.iterrows()):
         ax.barh(yi, line["diff"], color=color_for(line["arm"]), alpha=0.7)
         if not np.isnan(line["diff_low"]):
             ax.plot([line["diff_low"], line["diff_high"]], [yi, yi], color="black", lw=1.2)
+        if line["arm"] in matched.index:
+            own = matched.loc[line["arm"]]
+            ax.plot(own["diff"], yi - 0.3, "D", color="black", ms=4,
+                    label="minus the Original of its own FLOPs" if yi == y[1] else None)
+            if not np.isnan(own["diff_low"]):
+                ax.plot([own["diff_low"], own["diff_high"]], [yi - 0.3] * 2, color="black", lw=0.8, ls=":")
         seeds = int(line["seeds"])
         ax.annotate(f"{1 - line['flops_ratio']:.0%} fewer FLOPs, {seeds} seed{'s' if seeds > 1 else ''}",
                     (0, yi), xytext=(3, 8), textcoords="offset points", fontsize=6)
-    ax.set_yticks(y, lines["arm"].str.removeprefix("EST, "))
+    ax.set_yticks(y, [textwrap.fill(arm.removeprefix("EST, "), 28) for arm in lines["arm"]], fontsize=6)
     ax.axvline(0, color="black", lw=0.8)
-    ax.set_xlabel("minus Original (< 0: better)")
-    ax.set_title("one component at a time")
+    ax.set_xlabel("minus Original (bars; < 0: better)")
+    ax.set_title("components (each named by all it samples)")
+    if not matched.empty:
+        ax.legend(fontsize=6, loc="lower right")
 
 
 def control_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:

@@ -13,7 +13,6 @@ control whether EST regularizes where it should.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import pandas as pd
@@ -23,7 +22,7 @@ from est_analysis.plotting.style import save
 from est_analysis.plotting.studies import studies_figure
 from est_analysis.repro.experiments import equivalence_margin
 from est_analysis.repro.runner import results_at
-from est_analysis.repro.studies import compare_arms, study_summary
+from est_analysis.repro.studies import MATCHED_VARIANT, compare_arms, study_summary
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.stats import aligned, holm, paired, paired_tost
 
@@ -35,17 +34,22 @@ def _rows(results_dir: Path, name: str, scale: str) -> pd.DataFrame:
 
 
 def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, pd.DataFrame]]:
-    """(axis, cell, derived, its rows with arms EST and the matched Original) for every cell
-    where EST meets the compute-matched Original; a cell made of runs an earlier cell holds is
-    left out, and `derived` marks one that pairs runs of other cells (each arm at its best LR)."""
+    """(axis, cell, disjoint, its rows with arms EST and the matched Original) for every cell
+    where EST meets the compute-matched Original: the ladder's lengths and its own width rungs,
+    the width and LR studies' groups, and each arm at its best peak LR. A cell made of exactly
+    the runs of an earlier cell is left out; `disjoint` is False for one that shares any run
+    with an earlier cell (the sign test counts only disjoint cells)."""
     cells = []
     ladder = _rows(results_dir, "ladder", scale)
     for rung, rows in ladder[ladder["axis"] == "length"].groupby("rung") if not ladder.empty else ():
-        cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", False, rows))
+        cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", rows))
+    for (rung, model), rows in (ladder[ladder["axis"] == "size"].groupby(["rung", "model"])
+                                if not ladder.empty else ()):
+        cells.append(("width", f"{model} @ {rung:g} tok/param (ladder)", rows))
     for axis in ("width", "lr"):
         rows = _rows(results_dir, axis, scale)
         for group, g in rows.groupby("group", sort=False) if not rows.empty else ():
-            cells.append((axis, group, False, g))
+            cells.append((axis, group, g))
     lr = _rows(results_dir, "lr", scale)
     peaks = lr[lr["group"].str.startswith("gpt2, lr ")] if not lr.empty else lr
     if not peaks.empty:  # each arm at the peak LR where its mean loss is lowest
@@ -53,16 +57,22 @@ def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, pd.DataF
         pick = [peaks[(peaks["arm"] == arm) & (peaks["lr"] == best[arm][1])]
                 for arm in ("EST", MATCHED) if arm in best]
         if len(pick) == 2:
+            grid = sorted(peaks["lr"].unique())
+            edge = [f"{who} at the grid's {'top' if best[arm][1] == grid[-1] else 'bottom'}"
+                    for arm, who in (("EST", "EST"), (MATCHED, "matched Original"))
+                    if best[arm][1] in (grid[0], grid[-1])]
             name = (f"gpt2, each at its best peak LR (EST {best['EST'][1]:g}, "
-                    f"matched Original {best[MATCHED][1]:g})")
-            cells.append(("lr", name, True, pd.concat(pick)))
-    seen, unique = set(), []
-    for axis, cell, derived, rows in cells:
+                    f"matched Original {best[MATCHED][1]:g}"
+                    + (f"; not bracketed: {', '.join(edge)}" if edge else "") + ")")
+            cells.append(("lr", name, pd.concat(pick)))
+    seen_sets, seen_runs, unique = set(), set(), []
+    for axis, cell, rows in cells:
         rows = rows[rows["arm"].isin(["EST", MATCHED])]
-        key = tuple(sorted(rows["run_dir"]))
-        if rows["arm"].nunique() == 2 and key not in seen:
-            seen.add(key)
-            unique.append((axis, cell, derived, rows))
+        runs = frozenset(rows["run_dir"])
+        if rows["arm"].nunique() == 2 and runs not in seen_sets:
+            unique.append((axis, cell, not runs & seen_runs, rows))
+            seen_sets.add(runs)
+            seen_runs |= runs
     return unique
 
 
@@ -76,11 +86,11 @@ def matched_cells(scale: str = "regime", results_dir: Path | None = None,
     results_dir = results_dir or find_workspace(scale=scale).results
     margin = margin or equivalence_margin(scale)
     lines = []
-    for axis, cell, derived, rows in _cells(results_dir, scale):
+    for axis, cell, disjoint, rows in _cells(results_dir, scale):
         est, matched = (rows[rows["arm"] == arm].set_index("seed") for arm in ("EST", MATCHED))
         a, b = aligned(est["final_val_loss"], matched["final_val_loss"])
         d = paired(a, b)
-        lines.append({"axis": axis, "cell": cell, "derived": derived, "model": est["model"].iloc[0],
+        lines.append({"axis": axis, "cell": cell, "disjoint": disjoint, "model": est["model"].iloc[0],
                       "steps": int(est["steps"].iloc[0]), "passes": float(est["passes"].iloc[0]),
                       "seeds": d.n_a, "diff": d.estimate, "diff_low": d.low,
                       "diff_high": d.high, "p": d.p, "p_tost": paired_tost(a, b, margin)})
@@ -90,15 +100,21 @@ def matched_cells(scale: str = "regime", results_dir: Path | None = None,
     for column in ("p", "p_tost"):
         table[f"{column}_holm"] = table.groupby("axis")[column].transform(lambda p: holm(p))
 
-    def verdict(line: pd.Series) -> str:
-        if line["seeds"] < 2:
-            return "1 seed: not tested"
-        if line["p_holm"] < 0.05:
-            return "EST trails" if line["diff"] > 0 else "EST better"
-        if line["p_tost_holm"] < 0.05:
-            return f"equal within +-{margin:g}"
-        return "not distinguishable"
-    return table.assign(verdict=table.apply(verdict, axis=1))
+    return table.assign(verdict=table.apply(lambda line: verdict(line, margin), axis=1))
+
+
+def verdict(line: pd.Series, margin: float, subject: str = "EST") -> str:
+    """The toolkit's rule on a paired comparison (`diff`, `seeds`, Holm-adjusted `p_holm` and
+    TOST `p_tost_holm`): trails or better when the difference is significant, equal within the
+    margin when the TOST shows it, else not distinguishable (equality is never read off a
+    large p)."""
+    if line["seeds"] < 2:
+        return "1 seed: not tested"
+    if line["p_holm"] < 0.05:
+        return f"{subject} trails" if line["diff"] > 0 else f"{subject} better"
+    if line["p_tost_holm"] < 0.05:
+        return f"equal within +-{margin:g}"
+    return "not distinguishable"
 
 
 def _seeds(n: int) -> str:
@@ -116,25 +132,60 @@ def _est_gap(ablation: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame([{"arm": "EST", "versus": "Original", **compare_arms(est, original)}])
 
 
-def _components(results_dir: Path, scale: str) -> str:
+def _components(results_dir: Path, scale: str, margin: float) -> str:
+    """Which component carries EST's gap: each variant against Original (its share of EST's
+    gap) and against the Original trained for its own FLOPs (Holm over the variants, paired
+    TOST within `margin`, the toolkit's verdict); contrasts between variants of equal FLOPs;
+    and variants that end above EST although EST samples more."""
     rows = _rows(results_dir, "ablation", scale)
     if rows.empty:
         return ""
-    summary = study_summary(rows)
-    versus = summary[summary["versus"] == "Original"].reset_index(drop=True)
+    summary = study_summary(rows, margin)
+    versus = summary[summary["versus"] == "Original"].set_index("arm")
+    matched = summary[summary["versus"] == MATCHED_VARIANT].set_index("arm")
+    if not matched.empty:
+        matched["p_holm"] = holm(matched["p_paired"])
+        matched["p_tost_holm"] = holm(matched["p_tost"])
     gap = _est_gap(rows).iloc[0]
-    versus["p_holm"] = holm(versus["p_paired"])
-    parts = [f"{line['arm'].removeprefix('EST, ')} {line['diff']:+.3f} "
-             f"({line['share_of_est_gap']:.0%} of it, {1 - line['flops_ratio']:.1%} fewer FLOPs, "
-             f"{_seeds(line['seeds'])}"
-             + ("" if math.isnan(line["p_holm"]) else f", Holm p {line['p_holm']:.2g}") + ")"
-             for _, line in versus.iterrows()]
-    largest = versus.loc[versus["share_of_est_gap"].idxmax()]
-    return (f"*Which component.* EST's gap to Original at the ablation's length is "
-            f"{gap['diff']:+.3f} ({_seeds(gap['seeds'])}); sampling one component at a time gives: "
-            f"{'; '.join(parts)}. The largest share is carried by "
-            f"{largest['arm'].removeprefix('EST, ')}"
-            + ("" if largest["p_holm"] < 0.05 else " (not significant after correction)") + ".")
+    parts = []
+    for arm, line in versus.iterrows():
+        text = (f"{arm.removeprefix('EST, ')}: {line['diff']:+.3f} vs Original "
+                f"({line['share_of_est_gap']:.0%} of EST's gap, {1 - line['flops_ratio']:.1%} "
+                f"fewer FLOPs, {_seeds(line['seeds'])})")
+        if arm in matched.index:
+            m = matched.loc[arm]
+            text += (f", {m['diff']:+.3f} vs the Original of its own FLOPs (Holm p "
+                     f"{m['p_holm']:.2g}, TOST Holm p {m['p_tost_holm']:.2g}: "
+                     f"**{verdict(m, margin, 'it')}**)")
+        parts.append(text)
+    text = (f"*Which component* (each variant named by everything it samples). EST's gap to "
+            f"Original at the ablation's length is {gap['diff']:+.3f} ({_seeds(gap['seeds'])}). "
+            f"{'; '.join(parts)}.")
+    contrasts = _equal_flops_contrasts(rows)
+    if contrasts:
+        text += " At equal FLOPs: " + "; ".join(contrasts) + "."
+    above = summary[(summary["versus"] == "EST") & (summary["diff"] > 0)]
+    if not above.empty:
+        text += (" Above EST, which samples more: " + ", ".join(
+            f"{line['arm'].removeprefix('EST, ')} ({line['diff']:+.3f}, paired p "
+            f"{line['p_paired']:.2g})" for _, line in above.iterrows())
+            + ": the components' mean effects do not add up (an observation, not a test).")
+    return text
+
+
+def _equal_flops_contrasts(rows: pd.DataFrame) -> list[str]:
+    """Paired differences between ablation variants that train with identical FLOPs."""
+    variants = rows[rows["arm"].str.startswith("EST, ")]
+    flops = variants.groupby("arm")["total_flops"].first()
+    lines = []
+    for a in flops.index:
+        for b in flops.index:
+            if a < b and flops[a] == flops[b]:
+                d = compare_arms(variants[variants["arm"] == a], variants[variants["arm"] == b])
+                lines.append(f"{a.removeprefix('EST, ')} minus {b.removeprefix('EST, ')} "
+                             f"{d['diff']:+.3f} (95 % CI {d['diff_low']:+.3f}..{d['diff_high']:+.3f}, "
+                             f"paired p {d['p_paired']:.2g}, {_seeds(d['seeds'])})")
+    return lines
 
 
 def _control(results_dir: Path, scale: str, margin: float) -> str:
@@ -175,17 +226,20 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
                        f"paired by seed, Holm within each axis; equal means a paired TOST inside "
                        f"the claims' margin): {text}."
                        + (f" With one seed so far: {untested}." if untested else ""))
-        own = tested[~tested["derived"]]  # cells of disjoint runs
+        own = tested[tested["disjoint"]]  # cells that share no run with another
         if len(own):
             worse = int((own["diff"] > 0).sum())
             sign = binomtest(worse, len(own)).pvalue
             bullets.append(f"*Consistency:* EST's mean is above the matched Original's in {worse} "
-                           f"of {len(own)} cells of disjoint runs (two-sided sign test p {sign:.2g}).")
+                           f"of {len(own)} cells that share no run (two-sided sign test p "
+                           f"{sign:.2g}; left out: {len(tested) - len(own)} reusing runs of "
+                           "another cell).")
         smallest = tested.loc[tested["diff"].abs().idxmin()] if not tested.empty else None
         if smallest is not None:
             bullets.append(f"*Closest:* {_cell_text(smallest)}, 95 % CI {smallest['diff_low']:+.3f}.."
                            f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
-    for text in (_components(results_dir, scale), _control(results_dir, scale, equivalence_margin(scale))):
+    margin = equivalence_margin(scale)
+    for text in (_components(results_dir, scale, margin), _control(results_dir, scale, margin)):
         if text:
             bullets.append(text)
     return "".join(f"- {b}\n" for b in bullets)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 import est_analysis
 from est_analysis.hessian import HessianOperator, hutchpp
-from est_analysis.io import atomic_write_text, file_lock
+from est_analysis.io import atomic_write_text, file_lock, read_json
 from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
 from est_analysis.repro.walltime import walltime_table
@@ -96,7 +96,7 @@ def ensure_trained(spec: RunSpec, out: RunDir, progress: bool, pinned: str | Non
 
 def _train_or_reuse(spec: RunSpec, out: RunDir, progress: bool) -> dict:
     if out.finished:
-        trained_with = TrainConfig(**load_checkpoint(out.checkpoint)["config"])
+        trained_with = TrainConfig.from_dict(load_checkpoint(out.checkpoint)["config"], f"checkpoint {out.checkpoint}")
         differences = trained_with.differences(spec.config.resolved())
         if differences:
             listed = "; ".join(f"{k}: trained with {a!r}, this row asks for {b!r}"
@@ -111,13 +111,13 @@ def _train_or_reuse(spec: RunSpec, out: RunDir, progress: bool) -> dict:
         provenance = {"commit": git_commit(), "config_hash": config_hash(spec),
                       "machine": machine(out.read_summary()["device"]), "torch": torch.__version__}
         atomic_write_text(out.provenance, json.dumps(provenance, indent=2))
-    return out.read_summary() | json.loads(out.provenance.read_text())
+    return out.read_summary() | read_json(out.provenance)
 
 
 def _cached(path: Path, compute) -> dict:
     if not path.exists():
         atomic_write_text(path, json.dumps(compute(), indent=2))
-    return json.loads(path.read_text())
+    return read_json(path, "delete it to compute it again")
 
 
 def hessian_trace(out: RunDir, settings: dict) -> dict:

@@ -22,6 +22,7 @@ at once to `results/<study>.csv` (and the control's curves to `results/control_c
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from fractions import Fraction
 from functools import partial
@@ -42,7 +43,7 @@ from est_analysis.stats import aligned, paired, paired_tost, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
-STUDIES = ("width", "ablation", "control", "lr")
+STUDIES = ("width", "ablation", "control", "lr", "instability")
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
 MATCHED_VARIANT = "Original at the variant's FLOPs"  # an ablation variant's compute-matched arm
 
@@ -91,6 +92,12 @@ def stage_end_losses(metrics: pd.DataFrame) -> dict:
     return row
 
 
+def largest_rise(val_loss: pd.Series) -> float:
+    """The largest excursion of the validation loss above its best so far (0 for a curve that
+    never rises): how far a spike or a plateau-and-climb took the run back."""
+    return float((val_loss - val_loss.cummin()).max())
+
+
 class _Trainer:
     """Trains (or reuses) runs and writes each row of the study as soon as its run is done."""
 
@@ -99,6 +106,7 @@ class _Trainer:
         self.workspace = find_workspace(scale=scale)
         self.workspace.results.mkdir(parents=True, exist_ok=True)
         self.path = self.workspace.results / f"{study}.csv"
+        self.curves_path = self.workspace.results / f"{study}_curves.csv"  # validation curves
         self.recorded: dict[str, dict] = {}  # run directory -> (file, its recorded row)
         for source in (f"{study}.csv", "ladder.csv"):  # the ladder's row of a run it shares wins
             path = self.workspace.results / source
@@ -109,7 +117,7 @@ class _Trainer:
                     self.recorded[row["run_dir"]] = (source, row)
         self.rows: list[dict] = []
         self.curves: list[pd.DataFrame] = []
-        curves = self.workspace.results / "control_curves.csv"
+        curves = self.curves_path
         self.recorded_curves = (read_results(curves).query("scale == @scale") if curves.exists()
                                 else pd.DataFrame(columns=["group", "arm", "seed"]))
         self.bar = tqdm(desc=f"{study} at {scale}", unit="run", disable=not progress)
@@ -129,7 +137,9 @@ class _Trainer:
         c = config.resolved()
         row = {"study": self.study, "scale": self.scale, "group": group, "arm": arm,
                "seed": c.seed, "model": record["model"], "params": record["params"],
-               "preset": c.preset, "method": c.method, "lr": c.lr, "lr_schedule": c.lr_schedule,
+               "preset": c.preset, "method": c.method, "method_options": json.dumps(
+                   c.method_options, sort_keys=True) if c.method_options else "",
+               "lr": c.lr, "lr_schedule": c.lr_schedule,
                "warmup_fraction": c.warmup_fraction, "train_fraction": c.train_fraction,
                "rates": "/".join(",".join(f"{p:g}" for p in r) for r in c.schedule().rates)
                if c.method == "est" else "", "steps": record["steps"], **run_length(config, record),
@@ -139,7 +149,7 @@ class _Trainer:
             metrics = out.read_metrics().dropna(subset=["val_loss"])
             best = metrics.loc[metrics["val_loss"].idxmin()]
             row |= {"best_val_loss": best["val_loss"], "best_val_step": int(best["step"]),
-                    **stage_end_losses(metrics)}
+                    "largest_rise": largest_rise(metrics["val_loss"]), **stage_end_losses(metrics)}
             if curve:
                 self.curves.append(metrics[["step", "train_loss", "val_loss"]].assign(
                     scale=self.scale, group=group, arm=arm, seed=c.seed))
@@ -148,7 +158,7 @@ class _Trainer:
             self.curves.append(old[(old["group"] == group) & (old["arm"] == arm) & (old["seed"] == c.seed)])
         if out is None and source != "ladder.csv":  # this study's own row: keep what it measured
             row |= {k: record[k] for k in record
-                    if k in ("best_val_loss", "best_val_step") or k.startswith("stage")}
+                    if k in ("best_val_loss", "best_val_step", "largest_rise") or k.startswith("stage")}
         row |= {"run_dir": record["run_dir"] if out is None else self.workspace.recorded(out.path),
                 "reused_from": "ladder.csv" if source == "ladder.csv" else "",
                 **{k: record[k] for k in ("commit", "config_hash", "device", "machine", "torch")}}
@@ -164,7 +174,7 @@ class _Trainer:
         cell = ("group", "arm", "seed") if key else None
         upsert_rows(self.path, pd.DataFrame(self.rows), self.scale, cell)
         if self.curves:
-            upsert_rows(self.workspace.results / "control_curves.csv", pd.concat(self.curves),
+            upsert_rows(self.curves_path, pd.concat(self.curves),
                         self.scale, cell)
 
     def variant(self, name: str, original: TrainConfig, config: TrainConfig) -> None:
@@ -176,11 +186,11 @@ class _Trainer:
         """The summary of the Original run `original` (trained or read back)."""
         return self.record(RunSpec("Original", original))[0]
 
-    def three_arms(self, group: str, original: TrainConfig) -> tuple[dict, dict]:
+    def three_arms(self, group: str, original: TrainConfig, curve: bool = False) -> tuple[dict, dict]:
         """Original, EST and Original at EST's FLOPs (the ladder's arms) from `original`."""
-        orig = self(group, "Original", original)
-        est = self(group, "EST", replace(original, method="est"))
-        self(group, "Original at EST's FLOPs", matched_original(original, orig, est))
+        orig = self(group, "Original", original, curve)
+        est = self(group, "EST", replace(original, method="est"), curve)
+        self(group, "Original at EST's FLOPs", matched_original(original, orig, est), curve)
         return orig, est
 
 
@@ -206,10 +216,13 @@ def _ablation(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     for original in originals:
         yield partial(train.three_arms, "reference", original)
     for variant in at.get("variants", spec["variants"]):
-        rates = spec["variants"][variant]
+        sampled = spec["variants"][variant]  # its rates, or {rates: ..., method_options: ...}
+        rates, options = (sampled, None) if isinstance(sampled, list) else (
+            sampled["rates"], sampled["method_options"])
         for original in originals:
             yield partial(train.variant, variant, original,
-                          replace(original, method="est", stages=fractions, rates=rates))
+                          replace(original, method="est", stages=fractions, rates=rates,
+                                  method_options=options))
 
 
 def _control(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
@@ -244,8 +257,23 @@ def _lr(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
                           _base(train.scale, fields.pop("preset"), seed, rung, **fields))
 
 
+def _instability(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
+    """One width cell again with its validation curves (every `eval_every` steps): the three
+    arms, and EST at other peak LRs, to tell a spike or plateau from a slower smooth curve."""
+    original = _base(train.scale, spec["preset"], at["seed"], at["tokens_per_param"], at["model"],
+                     eval_every=at["eval_every"])
+    group = f"{at['model']} @ {at['tokens_per_param']:g} tok/param, seed {at['seed']}"
+
+    def cell() -> None:
+        train.three_arms(group, original, curve=True)
+        for lr in at["lrs"]:
+            train(group, f"EST, lr {lr:g}", _own(replace(original, method="est"), lr=lr), curve=True)
+    yield cell
+
+
 RUNNERS: dict[str, Callable[[_Trainer, dict, dict], Iterator[Cell]]] = {
-    "width": _width, "ablation": _ablation, "control": _control, "lr": _lr}
+    "width": _width, "ablation": _ablation, "control": _control, "lr": _lr,
+    "instability": _instability}
 
 
 def planned_runs(study: str, scale: str) -> int:
@@ -259,6 +287,8 @@ def planned_runs(study: str, scale: str) -> int:
         return at["seeds"] * (len(ARMS) + 2 * len(at.get("variants", spec["variants"])))
     if study == "control":
         return at["seeds"] * 3  # Original, EST, EST-ONE-STAGE
+    if study == "instability":
+        return len(ARMS) + len(at["lrs"])
     return at["seeds"] * (len(at["lrs"]) + len(spec["schedules"])) * len(ARMS)
 
 
@@ -303,7 +333,7 @@ def study_summary(rows: pd.DataFrame, margin: float | None = None) -> pd.DataFra
     margin = margin if margin is not None else equivalence_margin(rows["scale"].iloc[0])
     reference = rows[rows["group"] == "reference"]
     for group, g in rows.groupby("group", sort=False):
-        if study in ("width", "lr") and not arm(g, "EST").empty:
+        if study in ("width", "lr", "instability") and not arm(g, "EST").empty:
             for versus in ("Original at EST's FLOPs", "Original"):
                 if not arm(g, versus).empty:
                     lines.append({"group": group, "arm": "EST", "versus": versus,

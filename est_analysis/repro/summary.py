@@ -131,7 +131,8 @@ def ladder_table(summary: pd.DataFrame, axis: str) -> str:
 STUDY_TITLES = {"width": "Why EST trails: width axis (4 layers, head size 8)",
                 "ablation": "Why EST trails: one component sampled at a time",
                 "control": "Why EST trails: positive control (a small slice, many passes)",
-                "lr": "Why EST trails: peak LR and schedule"}
+                "lr": "Why EST trails: peak LR and schedule",
+                "instability": "Why EST trails: the d = 64 cell's curves (spike, plateau or slower)"}
 
 
 def study_table(summary: pd.DataFrame) -> str:
@@ -209,13 +210,15 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
         bullets.append(f"**Length** (`gpt2-regime`, {int(length['seeds'].min())} seeds per rung): "
                        f"EST - compute-matched Original by tokens/parameter: {rungs}.")
     for study, what in (("width", "Width"), ("lr", "Peak LR and schedule"),
-                        ("ablation", "One component at a time"), ("control", "Positive control")):
+                        ("ablation", "One component at a time"), ("control", "Positive control"),
+                        ("instability", "The d = 64 cell again")):
         rows = results_at(results_dir / f"{study}.csv", scale)
         if rows.empty:
             continue
         summary = study_summary(rows)
         versus = {"width": "Original at EST's FLOPs", "lr": "Original at EST's FLOPs",
-                  "ablation": "Original", "control": "Original"}[study]
+                  "ablation": "Original", "control": "Original",
+                  "instability": "Original at EST's FLOPs"}[study]
         lines = summary[summary["versus"] == versus]
         if lines.empty:
             continue

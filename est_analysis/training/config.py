@@ -56,7 +56,8 @@ class TrainConfig:
     method: str = option("est", "est, original (the full model), or a baseline: staged (Staged "
                          "Training), msg (Masked Structural Growth), raptr (random path "
                          "training), layer-drop (progressive layer dropping)", choices=METHODS)
-    method_options: dict | None = option(None, "a method's own setting, repeatable: raptr "
+    method_options: dict | None = option(None, "a method's own setting, repeatable: est "
+                                         "neuron_scaling=inverted|update|classic; raptr "
                                          "fixed=first,last|first|last|none, scale=none|inverse; "
                                          "layer-drop theta=0.5, gamma=..., progressive=false "
                                          "(stochastic depth); msg ramp=0.033; staged "
@@ -193,23 +194,48 @@ class TrainConfig:
     def from_yaml(path: str | Path, **overrides: object) -> "TrainConfig":
         """Fields from a YAML mapping, then non-None `overrides` on top."""
         try:
-            fields = yaml.safe_load(Path(path).read_text()) or {}
+            fields = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader) or {}
         except FileNotFoundError:
             raise FileNotFoundError(f"config file {path} does not exist") from None
+        except UnicodeDecodeError as err:
+            raise ValueError(f"config file {path} is not UTF-8 text (byte {err.start}): give a "
+                             "YAML file") from None
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
             raise ValueError(f"config file {path} is not valid YAML{where}: "
                              f"{getattr(err, 'problem', None) or err}") from None
+        if isinstance(fields, dict):
+            fields.update({k: v for k, v in overrides.items() if v is not None})
+        return TrainConfig.from_dict(fields, f"config file {path}")
+
+    @staticmethod
+    def from_dict(fields: object, source: str) -> "TrainConfig":
+        """A config from the mapping `fields` read from `source` (a YAML file, a checkpoint, an
+        export record): a ValueError naming `source` for a non-mapping or an unknown field."""
         if not isinstance(fields, dict):
-            raise ValueError(f"config file {path} must hold a mapping of TrainConfig fields")
+            raise ValueError(f"{source} must hold a mapping of TrainConfig fields")
         valid = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = set(fields) - valid
         if unknown:
-            raise ValueError(f"config file {path}: unknown fields {sorted(unknown)}; "
-                             f"valid fields are {sorted(valid)}")
-        fields.update({k: v for k, v in overrides.items() if v is not None})
+            raise ValueError(f"{source}: unknown fields {sorted(unknown)}; valid fields are "
+                             f"{sorted(valid)} (was it written by a newer est_analysis?)")
         return TrainConfig(**fields)
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader (no `!!python` tags) that refuses a key given twice in one mapping,
+    which plain YAML silently resolves to the last value."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice (remove one)", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
 
 
 def _boundaries(value: Any) -> list[float] | None:

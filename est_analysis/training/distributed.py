@@ -8,12 +8,13 @@ step's global batch (no overlap), DDP averages the gradients, and only rank 0 wr
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from est_analysis.domains import NONNEGATIVE_INT, POSITIVE_INT, environment
 
 
 @dataclass(frozen=True)
@@ -61,11 +62,17 @@ class DistContext:
 
 def init_from_env(device: torch.device) -> DistContext:
     """Join the process group torchrun set up, or return a single-process context."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    world_size = environment("WORLD_SIZE", 1, POSITIVE_INT)
+    rank = environment("RANK", 0, NONNEGATIVE_INT)
+    local_rank = environment("LOCAL_RANK", 0, NONNEGATIVE_INT)
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):  # torch ignores bad ones silently
+        environment(name, None, POSITIVE_INT)
+    if rank >= world_size:
+        raise ValueError(f"environment variable RANK={rank} must be below WORLD_SIZE={world_size}")
     if world_size == 1:
         return DistContext(device=device)
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

@@ -168,7 +168,8 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
     torch.manual_seed(init_seed(cfg.seed))
     # the model as it was after step start - 1 (a growth step grows it in the loop)
     model = build_model(policy.model_config_at(max(start - 1, 0))).to(context.device)
-    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2))
+    optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, (cfg.beta1, cfg.beta2),
+                               policy.scaled_parameters(model))
     precision = resolved_precision(cfg.precision, context.device)
     peak = cfg.peak_flops or device_peak_flops(context.device, precision)
     run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak,
@@ -247,8 +248,9 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
     cfg, rows, device = run.cfg, context.rows(run.cfg.batch_size), context.device
     lr = lr_at(step, cfg.steps, cfg.lr, cfg.lr_schedule, round(cfg.warmup_fraction * cfg.steps),
                cfg.min_lr_ratio)
+    scales = run.policy.update_scales(step)  # a method may scale some groups' updates
     for group in run.optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * scales.get(group.get("scaled"), 1.0)
     train_loss = 0.0
     for micro in range(cfg.grad_accum):
         x, y = step_batch(run.data.train, cfg.batch_size, cfg.seq_len, cfg.seed, step, micro)
@@ -403,7 +405,7 @@ def _warm_up(model: Decoder, batch: Batch) -> None:
 def _resumed_history(state: dict, cfg: TrainConfig, fingerprint: str, path: Path) -> list[dict]:
     """The run's config history, extended by this resume's changes: only the settings a
     diverged run is advised to change (`ADJUSTABLE_ON_RESUME`) may differ from the checkpoint."""
-    differences = TrainConfig(**state["config"]).differences(cfg)
+    differences = TrainConfig.from_dict(state["config"], f"checkpoint {path}").differences(cfg)
     fixed = {k: v for k, v in differences.items() if k not in ADJUSTABLE_ON_RESUME}
     if fixed:
         listed = "; ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in fixed.items())

@@ -13,12 +13,9 @@ temporaries come on top.
 
 from __future__ import annotations
 
-import os
-import resource
-from pathlib import Path
-
 import torch
 
+from est_analysis.host_memory import gib, host_available_bytes
 from est_analysis.model_config import ModelConfig
 from est_analysis.models import build_model
 from est_analysis.training.config import TrainConfig
@@ -54,11 +51,7 @@ def available_bytes(device: torch.device) -> int | None:
     """What this process may still allocate on `device` (None: unknown)."""
     if device.type == "cuda":
         return torch.cuda.mem_get_info(device)[0]
-    if device.type != "cpu":
-        return None
-    limits = [_meminfo_available(), _cgroup_available(), _address_space_available()]
-    known = [v for v in limits if v is not None]
-    return min(known) if known else None
+    return host_available_bytes() if device.type == "cpu" else None
 
 
 def check_memory(need: int, device: torch.device, what: str, fix: str) -> None:
@@ -68,10 +61,6 @@ def check_memory(need: int, device: torch.device, what: str, fix: str) -> None:
         raise MemoryError(f"{what} needs about {gib(need)} of memory (estimated: "
                           f"est_analysis.training.memory) but {gib(available)} is available on "
                           f"{device}; {fix}")
-
-
-def gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB"
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -93,36 +82,3 @@ def out_of_memory_message(cfg: TrainConfig, step: int | None, err: BaseException
     return (f"out of memory {where} (batch {cfg.batch_size} x {cfg.seq_len} tokens per "
             f"micro-batch, {cfg.grad_accum} micro-batches per step): lower --batch-size and raise "
             "--grad-accum to keep the step's tokens, or use a smaller --model")
-
-
-def _meminfo_available() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _cgroup_available() -> int | None:
-    base = Path("/sys/fs/cgroup")
-    try:
-        limit = (base / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return int(limit) - int((base / "memory.current").read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _address_space_available() -> int | None:
-    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    if soft == resource.RLIM_INFINITY:
-        return None
-    try:
-        status = Path(f"/proc/{os.getpid()}/status").read_text()
-        size = next(int(l.split()[1]) * 1024 for l in status.splitlines() if l.startswith("VmSize:"))
-    except (OSError, StopIteration, ValueError):
-        return None
-    return soft - size

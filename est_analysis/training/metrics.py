@@ -32,8 +32,7 @@ class MetricsLog:
                              if tensorboard_dir is not None else None)
         kept = []
         if keep_steps_before > 0 and self.path.exists():
-            with self.path.open(newline="") as f:
-                kept = [r for r in csv.DictReader(f) if _complete(r) and int(r["step"]) < keep_steps_before]
+            kept = [r for r in _read_rows(self.path) if int(r["step"]) < keep_steps_before]
         buffer = io.StringIO()
         writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
         writer.writeheader()
@@ -57,13 +56,35 @@ class MetricsLog:
             self._tensorboard.close()
 
 
-def _complete(row: dict) -> bool:
-    """A whole row: every column present and a step and training loss that parse (a row torn
-    by a crash mid-write is never kept on resume)."""
+OPTIONAL = ("val_loss", "mfu")  # empty where the step was not validated / the peak is unknown
+
+
+def _read_rows(path: Path) -> list[dict]:
+    """The rows of a run's metrics.csv. Only the last row may be damaged (torn by a crash
+    mid-write): it is dropped. A damaged row anywhere else (an edit) is a ValueError naming
+    its line, since dropping it would silently lose a step."""
+    with path.open(newline="", encoding="utf-8", errors="replace") as f:
+        rows = list(csv.DictReader(f))
+    if rows and _problem(rows[-1]):
+        rows.pop()  # torn
+    for line, row in enumerate(rows, 2):
+        problem = _problem(row)
+        if problem:
+            raise ValueError(f"{path}, line {line}: {problem}; the file was edited or damaged. "
+                             "Restore it (or fix that row) before resuming")
+    return rows
+
+
+def _problem(row: dict) -> str | None:
+    """What is wrong with a metrics row (None when it is whole and every number parses)."""
     if None in row or any(row.get(c) is None for c in COLUMNS):
-        return False
-    try:
-        int(row["step"]), float(row["train_loss"])
-    except ValueError:
-        return False
-    return True
+        return "the row does not have every column"
+    for column in COLUMNS:
+        value = row[column]
+        if value == "" and column in OPTIONAL:
+            continue
+        try:
+            int(value) if column in ("step", "stage") else float(value)
+        except ValueError:
+            return f"{column}={value!r} is not a number"
+    return None

@@ -32,11 +32,18 @@ INACTIVE_MODES = ("dense", "frozen", "torch-default")
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 0.1,
-                   betas: tuple[float, float] = (0.9, 0.95)) -> torch.optim.AdamW:
-    """AdamW with weight decay on matrices and embeddings only (GPT-2/nanoGPT convention)."""
-    params = list(model.parameters())
+                   betas: tuple[float, float] = (0.9, 0.95),
+                   scaled: dict[str, list[nn.Parameter]] | None = None) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings only (GPT-2/nanoGPT convention).
+    The parameters in `scaled` (group name -> parameters, a method's `scaled_parameters`) get
+    groups of their own, tagged `scaled` with their name, whose learning rate the loop
+    multiplies by the method's `update_scales`."""
+    apart = {id(p) for ps in (scaled or {}).values() for p in ps}
+    params = [p for p in model.parameters() if id(p) not in apart]
     groups = [{"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay},
               {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0}]
+    groups += [{"params": ps, "weight_decay": weight_decay if ps[0].dim() >= 2 else 0.0,
+                "scaled": name} for name, ps in (scaled or {}).items()]
     return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
 

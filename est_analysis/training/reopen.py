@@ -3,7 +3,6 @@ its tokenized corpus, checked to be the corpus and tokenizer it was trained on."
 
 from __future__ import annotations
 
-import json
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 
 from est_analysis.data import TokenData, fixed_batches
+from est_analysis.io import read_json
 from est_analysis.loss import Batch
 from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.models.hf import load_hf_model
@@ -49,7 +49,7 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> TrainedRun
         return _load_hf(Path(path), device)
     checkpoint = checkpoint_file(path)
     state = load_checkpoint(checkpoint)
-    config = TrainConfig(**state["config"])
+    config = TrainConfig.from_dict(state["config"], f"checkpoint {checkpoint}")
     data = config.load_data()
     if state.get("data_fingerprint") != data.fingerprint:
         raise CheckpointError(f"{checkpoint} was trained on a different corpus or tokenizer than "
@@ -93,10 +93,13 @@ def _exported_run(path: Path) -> tuple[TrainConfig, TokenData, int] | None:
     record_file = path / "est_export.json"
     if not record_file.exists():
         return None
-    record = json.loads(record_file.read_text())
-    if "train_config" not in record:  # exported before the config was recorded
-        return None
-    config = TrainConfig(**record["train_config"])
+    record = read_json(record_file)
+    if not isinstance(record, dict) or "train_config" not in record:  # exported before the
+        return None                                                   # config was recorded
+    if not isinstance(record.get("step"), int):
+        raise CheckpointError(f"{record_file} has no integer 'step' (it has {record.get('step')!r}): "
+                              "it was not written by `est export`; export the run again")
+    config = TrainConfig.from_dict(record["train_config"], str(record_file))
     try:
         data = config.load_data()
     except (FileNotFoundError, ValueError) as err:

@@ -18,14 +18,13 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 
-from est_analysis.io import is_regular_file, keep_copy, remove_stale_temporaries
+from est_analysis.io import is_regular_file, keep_copy, read_json, remove_stale_temporaries
 from est_analysis.subnet import Rates
 from est_analysis.training.checkpoint import CheckpointError, load_checkpoint
 
@@ -69,7 +68,8 @@ class RunDir:
 
     def snapshots(self) -> list[Path]:
         """The run's snapshots in step order (a clear error when it kept none)."""
-        found = sorted(self.snapshot_dir.glob("step_*.pt"))
+        found = sorted(p for p in self.snapshot_dir.glob("step_*.pt")
+                       if p.stem.removeprefix("step_").isdigit())  # not a user's step_x.pt
         if not found:
             raise RunDirError(f"{self.path} has no snapshots: runs keep one at each stage boundary "
                               "and every --snapshot-every steps; retrain with --snapshot-every N")
@@ -154,7 +154,7 @@ class RunDir:
     def read_summary(self) -> dict:
         if not self.summary.exists():
             raise RunDirError(f"{self.path} has no summary.json: the run has not finished")
-        return json.loads(self.summary.read_text())
+        return read_json(self.summary, "the run did not finish writing it: resume the run (est train --resume)")
 
     def stage_rates(self) -> list[Rates]:
         """The sampling rates of each stage, in stage order, from metrics.csv."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import random
 import re
 import tempfile
@@ -39,8 +40,8 @@ def _corpus_file(tmp: Path, name: str, data: bytes) -> str:
     return str(tmp / name)
 
 
-def _trained(tmp: Path, *extra: str) -> Path:
-    run = tmp / "run"
+def _trained(tmp: Path, *extra: str, name: str = "run") -> Path:
+    run = tmp / name
     assert main([*TRAIN, "--steps", "12", "--out", str(run), *extra]) == 0
     return run
 
@@ -252,7 +253,169 @@ BAD_INPUTS = [
      "gold=2 must be the index of the right choice, an integer from 0 to 1"),
     ("est eval empty task file", lambda t: ["eval", str(t), "--task", "q=choice:" + _task(t, [])],
      "holds no records"),
+    # issue #32: crash safety, hostile paths and files, and no tracebacks
+    ("duplicate key in a YAML config", lambda t: _yaml(t, "steps: 12\nseed: 1\nsteps: 14\n"),
+     "the key 'steps' is given twice"),
+    ("YAML config that is not UTF-8", lambda t: [*TRAIN, "--config", _corpus_file(t, "c.yaml", bytes(range(128, 256))),
+                                                 "--out", str(t / "out")],
+     r"config file .*c\.yaml is not UTF-8 text"),
+    ("YAML config with a !!python tag", lambda t: _yaml(t, "steps: !!python/object/apply:os.system ['touch pwned']\n"),
+     "is not valid YAML"),
+    ("checkpoint config with an unknown field (est hessian)", lambda t: _checkpoint_config_edited(t),
+     r"checkpoint .*checkpoint\.pt: unknown fields \['from_the_future'\]"),
+    ("checkpoint edited after it was written (est hessian)", lambda t: _flipped_checkpoint(t),
+     r"checkpoint .*checkpoint\.pt does not match its digest"),
+    ("checkpoint holding a crafted pickle (est hessian)", lambda t: _pickled_checkpoint(t), r"checkpoint\.pt is unreadable"),
+    ("HF pytorch_model.bin holding a pickle (est hessian)", lambda t: ["hessian", "trace", str(_hf_pickle(t))],
+     r"pytorch_model\.bin holds objects other than tensors"),
+    ("damaged HF model.safetensors (est hessian)", lambda t: ["hessian", "trace", str(_hf_damaged(t))],
+     r"model\.safetensors is not a readable safetensors file"),
+    ("export record without a step (est hessian)", lambda t: ["hessian", "trace", str(_export_record_edited(t))],
+     r"est_export\.json has no integer 'step'"),
+    ("est hessian eigen --top beyond the parameters", lambda t: ["hessian", "eigen", str(_trained(t)), "--top", "300000"],
+     r"--top 300000 asks for more eigenvalues than the model has parameters"),
+    ("est hessian eigen --iters beyond the memory", lambda t: ["hessian", "eigen", str(_trained(t)), "--iters", "90000000"],
+     r"Lanczos with \d+ steps on [\d,]+ parameters .* needs about [\d.]+ GiB"),
+    ("est cost --efficiency-from a run's metrics.csv", lambda t: ["cost", "--efficiency-from", str(_trained(t) / "metrics.csv")],
+     r"--efficiency-from .*metrics\.csv has no column efficiency, micro_batch, model, part, variant"),
+    ("est diagnose dynamics --stage beyond the runs' stages", lambda t: [
+        "diagnose", "dynamics", str(_trained(t)), str(_trained(t, name="run2")), "--stage", "9"],
+     r"--stage 9: run .* has 3 stages; give a stage from 1 to 3"),
+    ("est compare a method twice", lambda t: ["compare", "--scale", "smoke", "--methods", "est,est", "--out", str(t / "out")],
+     "--methods est,est names est more than once"),
+    ("est quickstart too short for its stages", lambda t: ["quickstart", "--tokens-per-param", "1e-6", "--out", str(t / "out")],
+     "steps are too few for boundaries"),
+    ("est eval task name that is a path", lambda t: ["eval", str(t), "--task", "../../x/victim=choice:" + _task(t, [
+        {"query": "a", "choices": [" b", " c"], "gold": 0}])],
+     "the task name '../../x/victim' must be a plain identifier"),
+    ("est eval task file that is not UTF-8", lambda t: ["eval", str(t), "--task", "q=choice:" + _corpus_file(
+        t, "t.jsonl", bytes(range(128, 256)))], r"t\.jsonl is not UTF-8 text"),
+    ("corpus file of blank lines", lambda t: [*TRAIN, "--corpus", _corpus_file(t, "nl.txt", b"\n\n\n"),
+                                              "--out", str(t / "out")],
+     r"the corpus .*nl\.txt is empty"),
+    ("WORLD_SIZE that is not a number", lambda t: ({"WORLD_SIZE": "two"}, [*TRAIN, "--out", str(t / "out")]),
+     r"environment variable WORLD_SIZE='two' must be an integer >= 1"),
+    ("RANK not below WORLD_SIZE", lambda t: ({"WORLD_SIZE": "2", "RANK": "2"}, [*TRAIN, "--out", str(t / "out")]),
+     "environment variable RANK=2 must be below WORLD_SIZE=2"),
+    ("OMP_NUM_THREADS that is not a number", lambda t: ({"OMP_NUM_THREADS": "abc"}, [*TRAIN, "--out", str(t / "out")]),
+     r"environment variable OMP_NUM_THREADS='abc' must be an integer >= 1"),
+    ("EST_CACHE_DIR that cannot be created", lambda t: ({"EST_CACHE_DIR": "/proc/est-cache"}, [*TRAIN, "--out", str(t / "out")]),
+     r"environment variable EST_CACHE_DIR='/proc/est-cache': cannot create the cache directory"),
+    ("est export --to a file", lambda t: ["export", str(_trained(t)), "--to", _corpus_file(t, "afile", b"x")],
+     r"--to .*afile is a file; choose a new --to directory"),
+    ("new run in a directory holding a run's files", lambda t: [*TRAIN, "--out", str(_with_snapshots(t))],
+     r"already holds snapshots, which a new run would overwrite"),
+    ("resume through a lock file that is a link", lambda t: [*TRAIN, "--steps", "12", "--out", str(_linked_lock(t)), "--resume"],
+     r"\.lock is a symbolic link: est does not write through links"),
+    ("metrics.csv row edited mid-file", lambda t: [*TRAIN, "--steps", "12", "--out", str(_metrics_edited(t)), "--resume"],
+     r"metrics\.csv, line 4: train_loss='5\.2x1' is not a number"),
+    ("prepared train.bin edited after it was described", lambda t: [*TRAIN, "--data", str(_bins_edited(t)), "--out", str(t / "out")],
+     r"train\.bin or val\.bin changed since meta\.json was written"),
+    ("est data describe --copy-tokenizer over a user's tokenizer.json", lambda t: [
+        "data", "describe", str(_nanogpt_with_tokenizer(t)), "--tokenizer", str(_tokenizer(t)), "--copy-tokenizer"],
+     r"already holds tokenizer\.json, which differs from the tokenizer's own file"),
+    ("est data prepare of a corpus too small to split", lambda t: [
+        "data", "prepare", _user_corpus(t, "words " * 500), "--tokenizer", str(_tokenizer(t)), "--out", str(t / "out")],
+     r"too small to split.*the partial files were removed"),
 ]
+
+
+def _checkpoint_config_edited(tmp: Path) -> list[str]:
+    import torch
+    from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
+    run = _trained(tmp)
+    state = load_checkpoint(run / "checkpoint.pt")
+    save_checkpoint(run / "checkpoint.pt", {**state, "config": {**state["config"], "from_the_future": 1}})
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["config"]["from_the_future"] == 1
+    return ["hessian", "trace", str(run)]
+
+
+def _flipped_checkpoint(tmp: Path) -> list[str]:
+    from est_analysis.training.checkpoint import load_checkpoint
+    run = _trained(tmp)
+    raw = load_checkpoint(run / "checkpoint.pt")["model"]["wte.weight"].numpy().tobytes()
+    data = bytearray((run / "checkpoint.pt").read_bytes())
+    at = data.find(raw) + len(raw) // 2
+    data[at:at + 64] = bytes(b ^ 0xFF for b in data[at:at + 64])
+    (run / "checkpoint.pt").write_bytes(bytes(data))
+    return ["hessian", "trace", str(run)]
+
+
+class _Pwn:
+    """A pickle that would create the file `pwned` when loaded without weights_only."""
+
+    def __reduce__(self):
+        return (open, ("pwned", "w"))
+
+
+def _pickled_checkpoint(tmp: Path) -> list[str]:
+    import torch
+    run = _trained(tmp)
+    torch.save({"model": {}, "step": 1, "config": {}, "x": _Pwn()}, run / "checkpoint.pt")
+    return ["hessian", "trace", str(run)]
+
+
+def _hf_pickle(tmp: Path) -> Path:
+    import torch
+    hf = _exported(tmp)
+    (hf / "model.safetensors").unlink()
+    torch.save({"x": _Pwn()}, hf / "pytorch_model.bin")
+    return hf
+
+
+def _hf_damaged(tmp: Path) -> Path:
+    hf = _exported(tmp)
+    data = bytearray((hf / "model.safetensors").read_bytes())
+    data[10:30] = b"x" * 20
+    (hf / "model.safetensors").write_bytes(bytes(data))
+    return hf
+
+
+def _export_record_edited(tmp: Path) -> Path:
+    import json
+    hf = _exported(tmp)
+    record = json.loads((hf / "est_export.json").read_text())
+    del record["step"]
+    (hf / "est_export.json").write_text(json.dumps(record))
+    return hf
+
+
+def _with_snapshots(tmp: Path) -> Path:
+    (tmp / "mine" / "snapshots").mkdir(parents=True)
+    (tmp / "mine" / "snapshots" / "notes.txt").write_text("mine")
+    return tmp / "mine"
+
+
+def _linked_lock(tmp: Path) -> Path:
+    run = _trained(tmp)
+    (tmp / "victim.txt").write_text("precious")
+    (run / ".lock").unlink()
+    (run / ".lock").symlink_to(tmp / "victim.txt")
+    return run
+
+
+def _metrics_edited(tmp: Path) -> Path:
+    run = _trained(tmp, "--ckpt-every", "4")
+    lines = (run / "metrics.csv").read_text().splitlines(keepends=True)
+    lines[3] = lines[3].replace(lines[3].split(",")[9], "5.2x1", 1)  # train_loss of step 2
+    (run / "metrics.csv").write_text("".join(lines))
+    return run
+
+
+def _bins_edited(tmp: Path) -> Path:
+    import numpy as np
+    nano = _nanogpt(tmp, [1, 2, 3] * 400, [4, 5, 6] * 400)
+    assert main(["data", "describe", str(nano), "--tokenizer", str(_tokenizer(tmp))]) == 0
+    ids = np.fromfile(nano / "train.bin", dtype=np.uint16)
+    ids[100] = 7  # an edit inside the vocabulary: only the digest can tell
+    ids.tofile(nano / "train.bin")
+    return nano
+
+
+def _nanogpt_with_tokenizer(tmp: Path) -> Path:
+    nano = _nanogpt(tmp, [1, 2, 3] * 400, [4, 5, 6] * 400)
+    (nano / "tokenizer.json").write_text('{"mine": true}')
+    return nano
 
 
 def _empty(tmp: Path) -> Path:
@@ -300,6 +463,10 @@ def _bad_ids(tmp: Path) -> Path:
     ids = np.array([4, 5, 6] * 400, dtype=np.uint16)
     ids[-2] = 9000  # changed after it was described
     ids.tofile(nano / "val.bin")
+    import json  # a meta.json written before content digests: the id check finds it
+    meta = json.loads((nano / "meta.json").read_text())
+    del meta["content_digest"]
+    (nano / "meta.json").write_text(json.dumps(meta))
     return nano
 
 
@@ -330,12 +497,32 @@ def run_case(build, tmp: Path) -> tuple[int, str, list[str]]:
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()):  # what the set-up prints
         argv = build(tmp)
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    env, argv = argv if isinstance(argv, tuple) else ({}, argv)  # (environment variables, argv)
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), \
+            _environment(env, tmp):
         try:
             code = main(argv)
         except SystemExit as exit_:  # argparse's own errors
             code = exit_.code
     return code, err.getvalue().strip().splitlines()[-1] if err.getvalue().strip() else "", argv
+
+
+@contextlib.contextmanager
+def _environment(env: dict, cwd: Path):
+    """A case runs in `cwd` (where a crafted pickle would leave `pwned`) with the environment
+    variables `env` set."""
+    old, here = {k: os.environ.get(k) for k in env}, os.getcwd()
+    os.environ.update(env)
+    os.chdir(cwd)
+    try:
+        yield
+    finally:
+        os.chdir(here)
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
 
 
 def readme_row(what: str, line: str, tmp: Path) -> str:
@@ -364,6 +551,7 @@ def test_bad_input(tmp_path, what, build, message):
         "docs/reliability.md's bad-input table is out of date: `python tests/cli/test_bad_input.py` prints it")
     if what != "NaN/inf training loss":  # a diverged run keeps the metrics of its good steps
         assert not (tmp_path / "out").exists()
+    assert not (tmp_path / "pwned").exists()  # no crafted pickle or YAML tag ran
 
 
 if __name__ == "__main__":

@@ -140,6 +140,11 @@ def test_every_token_id_is_checked_not_a_prefix(corpus, tokenizer_path, tmp_path
     describe(nano, tokenizer_path)
     assert json.loads((nano / "meta.json").read_text())["max_token_id"] == 3
     np.array([3, 7000], dtype=np.uint16).tofile(nano / "val.bin")  # changed after describe
+    with pytest.raises(PreparedDataError, match="train.bin or val.bin changed since meta.json"):
+        load_prepared(nano)  # the content digest (issue #32)
+    meta = json.loads((nano / "meta.json").read_text())
+    del meta["content_digest"]  # as meta.json was written before content digests
+    (nano / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(PreparedDataError, match="val.bin holds token id 7000, outside the vocabulary of 600"):
         load_prepared(nano)
 

@@ -50,7 +50,9 @@ def test_every_cell_is_tested_once_paired_by_seed_and_holm_within_its_axis(resul
     # differences of -1, +1, -1 millinats: equal within 0.02 by the paired TOST
     assert cells.loc["m @ 300 tok/param", "verdict"] == "equal within +-0.02"
     # EST is best at 0.001, the matched Original at 0.01: compared at those
-    best = cells.loc["gpt2, each at its best peak LR (EST 0.001, matched Original 0.01)"]
+    # both optima sit at an end of the grid (0.001, 0.01): said in the cell's name
+    best = cells.loc["gpt2, each at its best peak LR (EST 0.001, matched Original 0.01; not "
+                     "bracketed: EST at the grid's bottom, matched Original at the grid's top)"]
     assert best["diff"] == pytest.approx(((3.3 - 3.1) + (3.4 - 3.0)) / 2)
 
 
@@ -69,3 +71,20 @@ def test_the_control_is_uninformative_where_original_does_not_overfit(results):
     text = conclusions_markdown("regime", results)
     assert "Original ends +0.300 above its own best validation loss; against it" in text
     assert "**EST trails** at m @ 64 tok/param (+0.100, 3 seeds, 100 steps)" in text
+
+
+def test_a_cell_reusing_some_runs_of_another_is_kept_but_not_counted_as_disjoint(results):
+    ladder = pd.read_csv(results / "ladder.csv")
+    rung64 = ladder[ladder["rung"] == 64.0].to_dict("records")
+    # 'gpt2, lr 0.003' made of 4 of rung 64's 6 runs (seeds 0-1) and nothing else: as at regime
+    reused = [r | {"group": "gpt2, lr 0.003", "lr": 0.003} for r in rung64 if r["seed"] < 2]
+    lr = pd.read_csv(results / "lr.csv")
+    pd.concat([lr, pd.DataFrame(reused)]).to_csv(results / "lr.csv", index=False)
+    cells = matched_cells("regime", results, margin=0.02).set_index("cell")
+    assert not cells.loc["gpt2, lr 0.003", "disjoint"] and cells.loc["m @ 64 tok/param", "disjoint"]
+    own = cells[cells["disjoint"] & (cells["seeds"] > 1)]
+    worse = int((own["diff"] > 0).sum())
+    expected = stats.binomtest(worse, len(own)).pvalue
+    text = conclusions_markdown("regime", results)
+    assert (f"above the matched Original's in {worse} of {len(own)} cells that share no run "
+            f"(two-sided sign test p {expected:.2g}; left out: 1 reusing runs of another cell)") in text

@@ -147,3 +147,20 @@ def test_resume_through_a_linked_lock_is_refused_and_the_target_kept(tmp_path, c
     assert main([*TRAIN, "--steps", "6", "--out", str(run), "--resume"]) == 2
     assert "is a symbolic link" in capsys.readouterr().err
     assert victim.read_text() == "precious"
+
+
+def test_keeping_a_file_already_kept_by_a_link_leaves_no_temporary(tmp_path):
+    # a kill after the old checkpoint was kept and before the new one was renamed leaves
+    # checkpoint.previous.pt and checkpoint.pt as two links to one file; rename(2) of a link
+    # over another link of the same file does nothing, so a naive keep leaves its temporary
+    from est_analysis.io import keep_copy
+    current, previous = tmp_path / "checkpoint.pt", tmp_path / "checkpoint.previous.pt"
+    current.write_bytes(b"step 6")
+    os.link(current, previous)
+    keep_copy(current, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.previous.pt", "checkpoint.pt"]
+    current.unlink()
+    current.write_bytes(b"step 8")  # a new file: kept as a link to it
+    keep_copy(current, previous)
+    assert previous.read_bytes() == b"step 8" and os.path.samefile(current, previous)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.previous.pt", "checkpoint.pt"]
