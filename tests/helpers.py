@@ -29,3 +29,30 @@ def perturbed(model, scale: float = 0.05, seed: int = 0):
         for p in model.parameters():
             p.add_(torch.randn(p.shape, generator=generator) * scale)
     return model
+
+
+def tiny_bpe_tokenizer(directory, words: str = "some words of text"):
+    """A 300-token byte-level BPE trained on `words`, saved as `directory/tok.json`."""
+    from tokenizers import Tokenizer
+    from tokenizers.models import BPE
+    from tokenizers.pre_tokenizers import ByteLevel
+    from tokenizers.trainers import BpeTrainer
+    tokenizer = Tokenizer(BPE())
+    tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
+    tokenizer.train_from_iterator([words] * 50, trainer=BpeTrainer(
+        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
+        initial_alphabet=ByteLevel.alphabet()))
+    tokenizer.save(str(directory / "tok.json"))
+    return directory / "tok.json"
+
+
+def interrupted_at(monkeypatch, stop: int) -> None:
+    """Make the training loop raise KeyboardInterrupt when it reaches step `stop`."""
+    import est_analysis.training.loop as loop
+    real = loop._train_step
+
+    def step(run, trained, context, step, subnet):
+        if step == stop:
+            raise KeyboardInterrupt
+        return real(run, trained, context, step, subnet)
+    monkeypatch.setattr(loop, "_train_step", step)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from est_analysis.cli.main import main
+from tests.helpers import tiny_bpe_tokenizer
 
 TABLE = Path(__file__).resolve().parents[2] / "docs" / "reliability.md"  # the bad-input table
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
@@ -435,17 +436,7 @@ def _exported(tmp: Path) -> Path:
 
 
 def _tokenizer(tmp: Path) -> Path:
-    from tokenizers import Tokenizer
-    from tokenizers.models import BPE
-    from tokenizers.pre_tokenizers import ByteLevel
-    from tokenizers.trainers import BpeTrainer
-    tokenizer = Tokenizer(BPE())
-    tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
-    tokenizer.train_from_iterator(["some words of text"] * 50, trainer=BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=ByteLevel.alphabet()))
-    tokenizer.save(str(tmp / "tok.json"))
-    return tmp / "tok.json"
+    return tiny_bpe_tokenizer(tmp)
 
 
 def _nanogpt(tmp: Path, train: list[int], val: list[int] = (3, 0)) -> Path:

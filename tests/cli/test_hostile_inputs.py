@@ -14,6 +14,7 @@ import est_analysis.host_memory as host_memory
 from est_analysis.cli.main import main
 from est_analysis.data import load_corpus, prepare
 from est_analysis.data.corpus import CorpusWarning
+from tests.helpers import tiny_bpe_tokenizer
 
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 
@@ -90,26 +91,12 @@ def test_prepare_warns_about_text_that_is_not_utf8(tmp_path):
     for i in range(60):
         (corpus / f"{i}.txt").write_bytes(f"document {i}: plain words ".encode() * 40
                                           + "d\u00e9j\u00e0".encode("latin-1"))
-    tokenizer = _tokenizer(tmp_path)
+    tokenizer = tiny_bpe_tokenizer(tmp_path, "plain words of a document")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         prepare(str(corpus), tokenizer, tmp_path / "out", progress=False)
     found = [str(w.message) for w in caught if issubclass(w.category, CorpusWarning)]
     assert len(found) == 60 and "2 undecodable byte sequence(s) replaced by U+FFFD" in found[0]
-
-
-def _tokenizer(tmp_path):
-    from tokenizers import Tokenizer
-    from tokenizers.models import BPE
-    from tokenizers.pre_tokenizers import ByteLevel
-    from tokenizers.trainers import BpeTrainer
-    tokenizer = Tokenizer(BPE())
-    tokenizer.pre_tokenizer = ByteLevel(add_prefix_space=False)
-    tokenizer.train_from_iterator(["plain words of a document"] * 50, trainer=BpeTrainer(
-        vocab_size=300, special_tokens=["<|endoftext|>"], show_progress=False,
-        initial_alphabet=ByteLevel.alphabet()))
-    tokenizer.save(str(tmp_path / "tok.json"))
-    return tmp_path / "tok.json"
 
 
 def test_hf_remote_code_never_runs(run, tmp_path, monkeypatch):

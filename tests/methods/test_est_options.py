@@ -17,6 +17,7 @@ from est_analysis.schedule import Schedule
 from est_analysis.training import TrainConfig, train
 from est_analysis.training.metrics import TIMING_COLUMNS
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
+from tests.helpers import interrupted_at
 
 NEURONS = [(1, 0.5, 1), (1, 1, 1)]  # neurons sampled in stage 1 only
 
@@ -81,17 +82,10 @@ def test_classic_folds_p_into_the_weights_without_changing_the_full_model(model,
 
 @pytest.mark.parametrize("scaling", ["update", "classic"])
 def test_a_run_with_each_scaling_resumes_exactly(tmp_path, scaling, monkeypatch):
-    import est_analysis.training.loop as loop
     config = TrainConfig(scale="smoke", steps=16, ckpt_every=4, stages=[0.5, 1],
                          rates=[[1, 0.5, 0.5], [1, 1, 1]], method_options={"neuron_scaling": scaling})
     whole = train(config, tmp_path / "whole", progress=False)
-    real = loop._train_step
-
-    def stop(run, trained, context, step, subnet):
-        if step == 10:
-            raise KeyboardInterrupt
-        return real(run, trained, context, step, subnet)
-    monkeypatch.setattr(loop, "_train_step", stop)
+    interrupted_at(monkeypatch, 10)
     with pytest.raises(KeyboardInterrupt):
         train(config, tmp_path / "cut", progress=False)
     monkeypatch.undo()

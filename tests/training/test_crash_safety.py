@@ -14,6 +14,7 @@ from est_analysis.io import exclusive_lock, open_no_follow
 from est_analysis.training import RunDir, TrainConfig, train
 from est_analysis.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from est_analysis.training.metrics import TIMING_COLUMNS
+from tests.helpers import interrupted_at
 
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 CONFIG = TrainConfig(scale="smoke", steps=12, ckpt_every=2, eval_every=4)
@@ -25,13 +26,7 @@ def _metrics(run: RunDir) -> pd.DataFrame:
 
 def _stopped_at(tmp_path, monkeypatch, step: int) -> RunDir:
     """CONFIG's run, interrupted just before `step` (checkpoints at every even step before)."""
-    real = loop._train_step
-
-    def interrupted(run, trained, context, s, subnet):
-        if s == step:
-            raise KeyboardInterrupt
-        return real(run, trained, context, s, subnet)
-    monkeypatch.setattr(loop, "_train_step", interrupted)
+    interrupted_at(monkeypatch, step)
     with pytest.raises(KeyboardInterrupt):
         train(CONFIG, tmp_path / "cut", progress=False)
     monkeypatch.undo()

@@ -10,28 +10,17 @@ import pandas as pd
 import pytest
 import yaml
 
-import est_analysis.training.loop as loop
 from est_analysis.cli.main import main
 from est_analysis.io import exclusive_lock
 from est_analysis.training import RunDir, TrainConfig, train
 from est_analysis.training.metrics import TIMING_COLUMNS
+from tests.helpers import interrupted_at
 
 TRAIN = ["train", "--scale", "smoke", "--no-progress"]
 
 
 def metrics(run) -> pd.DataFrame:
     return pd.read_csv(RunDir(run).metrics).drop(columns=list(TIMING_COLUMNS))
-
-
-def interrupted_at(monkeypatch, stop: int) -> None:
-    """Make the loop raise KeyboardInterrupt when it reaches step `stop`."""
-    real = loop._train_step
-
-    def step(run, trained, context, step, subnet):
-        if step == stop:
-            raise KeyboardInterrupt
-        return real(run, trained, context, step, subnet)
-    monkeypatch.setattr(loop, "_train_step", step)
 
 
 def test_a_second_process_on_a_training_run_directory_is_refused(tmp_path, capsys):
