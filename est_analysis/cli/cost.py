@@ -101,6 +101,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--stage-counts", default="2,3", help="numbers of stages to try (default %(default)s)")
     q.add_argument("--grid", type=UNIT.argtype(), default=0.05, help="boundary grid as a fraction of the run")
     q.add_argument("--rate-values", default="0.25,0.5,0.75,1", help="allowed rates (default %(default)s)")
+    q.add_argument("--sample", default="heads,neurons,layers",
+                   help="which components a stage may sample, e.g. heads,layers to keep every "
+                        "MLP neuron (default %(default)s)")
     q.add_argument("--top", type=positive_int, default=15, help="rows to show (default %(default)s)")
     _schedule_options(q)
     q.set_defaults(func=run_search)
@@ -219,7 +222,7 @@ def run_search(args: argparse.Namespace) -> None:
         stage_counts=tuple(int(v) for v in _floats(args.stage_counts, "--stage-counts")),
         grid=args.grid, rate_values=tuple(_floats(args.rate_values, "--rate-values")),
         min_final_fraction=args.min_final, accounting=args.accounting, seq_len=args.seq_len,
-        top=args.top)
+        top=args.top, sampled=tuple(c.strip() for c in args.sample.split(",") if c.strip()))
     if args.json:
         print(table.to_json(orient="records"))
     elif table.empty:

@@ -30,9 +30,20 @@ def _grid_fractions(grid: float) -> list[float]:
     return [i / n for i in range(1, n)]
 
 
-def _valid_rates(config: ModelConfig, values: tuple[float, ...]) -> list[Rates]:
+COMPONENTS = ("heads", "neurons", "layers")  # the order of (p_H, p_M, p_L)
+
+
+def _valid_rates(config: ModelConfig, values: tuple[float, ...],
+                 sampled: tuple[str, ...] = COMPONENTS) -> list[Rates]:
+    """The rate triples on the grid `values` that `config` can run, sampling only the
+    components in `sampled` (the others stay at 1), the full model excepted."""
+    unknown = sorted(set(sampled) - set(COMPONENTS))
+    if unknown or not sampled:
+        raise ValueError(f"sampled components {list(sampled)}: choose some of {COMPONENTS}")
     triples = []
     for triple in itertools.product(values, repeat=3):
+        if any(p != 1.0 for p, name in zip(triple, COMPONENTS) if name not in sampled):
+            continue
         try:
             check_rates(config, triple)
         except ValueError:
@@ -54,17 +65,19 @@ def search_schedules(config: ModelConfig, total_steps: int, target_saving: float
                      stage_counts: tuple[int, ...] = (2, 3), grid: float = 0.05,
                      rate_values: tuple[float, ...] = (0.25, 0.5, 0.75, 1.0),
                      min_final_fraction: float = 0.3, accounting: str = "paper",
-                     seq_len: int | None = None, top: int = 20) -> pd.DataFrame:
+                     seq_len: int | None = None, top: int = 20,
+                     sampled: tuple[str, ...] = COMPONENTS) -> pd.DataFrame:
     """Schedules with |saving - target_saving| <= tolerance, ranked by closeness to the target,
     or with cost <= budget (a fraction of Original's FLOPs), ranked by cost (cheapest first);
-    ties go to a longer final stage, then to fewer stages."""
+    ties go to a longer final stage, then to fewer stages. `sampled` restricts which of
+    heads, neurons and layers a stage may sample (e.g. heads and layers, leaving neurons)."""
     if (target_saving is None) == (budget is None):
         raise ValueError("give exactly one of target_saving or budget")
     if not 0 <= min_final_fraction < 1:
         raise ValueError(f"min_final_fraction={min_final_fraction} must be in [0, 1)")
     cost_of = lru_cache(maxsize=None)(lambda r: step_cost(config, r, accounting, seq_len))
     fractions = _grid_fractions(grid)
-    candidates = _valid_rates(config, rate_values)
+    candidates = _valid_rates(config, rate_values, sampled)
     for n_stages in stage_counts:
         if n_stages < 2:
             raise ValueError("a searched schedule has at least 2 stages (the last is full)")

@@ -188,6 +188,26 @@ def _equal_flops_contrasts(rows: pd.DataFrame) -> list[str]:
     return lines
 
 
+def _screen(results_dir: Path, scale: str, margin: float) -> str:
+    """The schedule screen (issue #33 section 3): each candidate minus the Original trained for
+    its own FLOPs, best first, with its measured FLOPs saving; one seed is a screen, not a test."""
+    rows = _rows(results_dir, "schedules", scale)
+    if rows.empty:
+        return ""
+    summary = study_summary(rows, margin).sort_values("diff")
+    parts = [f"{line['group']}: {line['diff']:+.3f} ({_seeds(line['seeds'])})"
+             for _, line in summary.iterrows()]
+    tested = summary[summary["seeds"] > 1]
+    verdicts = ""
+    if not tested.empty:
+        tested = tested.assign(p_holm=holm(tested["p_paired"]), p_tost_holm=holm(tested["p_tost"]))
+        verdicts = " Verdicts (Holm over the schedules): " + "; ".join(
+            f"{line['group']}: **{verdict(line, margin, 'it')}**" for _, line in tested.iterrows()) + "."
+    return (f"*A schedule that saves compute* (the screen: candidates of the cost search that "
+            f"leave MLP neurons alone, each minus the Original trained for its own FLOPs, best "
+            f"first): {'; '.join(parts)}.{verdicts}")
+
+
 def _control(results_dir: Path, scale: str, margin: float) -> str:
     rows = _rows(results_dir, "control", scale)
     if rows.empty:
@@ -239,7 +259,8 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
             bullets.append(f"*Closest:* {_cell_text(smallest)}, 95 % CI {smallest['diff_low']:+.3f}.."
                            f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
     margin = equivalence_margin(scale)
-    for text in (_components(results_dir, scale, margin), _control(results_dir, scale, margin)):
+    for text in (_components(results_dir, scale, margin), _control(results_dir, scale, margin),
+                 _screen(results_dir, scale, margin)):
         if text:
             bullets.append(text)
     return "".join(f"- {b}\n" for b in bullets)

@@ -33,6 +33,8 @@ import pandas as pd
 import yaml
 from tqdm.auto import tqdm
 
+from est_analysis.cost.search import search_schedules
+from est_analysis.models import get_config
 from est_analysis.repro.experiments import RunSpec, equivalence_margin
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
@@ -43,7 +45,7 @@ from est_analysis.stats import aligned, paired, paired_tost, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
-STUDIES = ("width", "ablation", "control", "lr", "instability")
+STUDIES = ("width", "ablation", "control", "lr", "instability", "schedules")
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
 MATCHED_VARIANT = "Original at the variant's FLOPs"  # an ablation variant's compute-matched arm
 
@@ -271,9 +273,42 @@ def _instability(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     yield cell
 
 
+def screen_candidates(scale: str, at: dict, spec: dict) -> list[tuple[str, list[int], list]]:
+    """(name, boundaries in steps, rates) of the schedules the screen trains: for each search
+    in `at["searches"]`, the `per_saving` schedules `cost.search_schedules` ranks first at
+    each target saving, sampling only the search's components (duplicates once)."""
+    original = _base(scale, spec["preset"], 0, at["tokens_per_param"])
+    steps, model = original.resolved().steps, get_config(original.resolved().model)
+    found, seen = [], set()
+    for search in at["searches"]:
+        for target in search["savings"]:
+            table = search_schedules(model, steps, target_saving=target, tolerance=at["tolerance"],
+                                     stage_counts=tuple(at["stage_counts"]), grid=at["grid"],
+                                     rate_values=tuple(at["rate_values"]), accounting="full",
+                                     top=search["per_saving"], sampled=tuple(search["sample"]))
+            for row in table.itertuples():
+                key = (tuple(row.boundaries), tuple(row.rates))
+                if key not in seen:
+                    seen.add(key)
+                    rates = "/".join(",".join(f"{p:g}" for p in r) for r in row.rates)
+                    name = f"{rates} to step {','.join(map(str, row.boundaries[:-1]))} ({row.saving:.1%} predicted)"
+                    found.append((name, list(row.boundaries), [list(r) for r in row.rates]))
+    return found
+
+
+def _schedules(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
+    """The screen of issue #33 section 3: schedules found by the cost search, sampling only
+    what the mechanism study allows, each trained beside an Original for its own FLOPs."""
+    for seed in range(at["seeds"]):
+        original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
+        for name, boundaries, rates in screen_candidates(train.scale, at, spec):
+            yield partial(train.variant, name, original,
+                          replace(original, method="est", stages=boundaries, rates=rates))
+
+
 RUNNERS: dict[str, Callable[[_Trainer, dict, dict], Iterator[Cell]]] = {
     "width": _width, "ablation": _ablation, "control": _control, "lr": _lr,
-    "instability": _instability}
+    "instability": _instability, "schedules": _schedules}
 
 
 def planned_runs(study: str, scale: str) -> int:
@@ -289,6 +324,8 @@ def planned_runs(study: str, scale: str) -> int:
         return at["seeds"] * 3  # Original, EST, EST-ONE-STAGE
     if study == "instability":
         return len(ARMS) + len(at["lrs"])
+    if study == "schedules":
+        return at["seeds"] * 2 * len(screen_candidates(scale, at, spec))
     return at["seeds"] * (len(at["lrs"]) + len(spec["schedules"])) * len(ARMS)
 
 
@@ -351,6 +388,10 @@ def study_summary(rows: pd.DataFrame, margin: float | None = None) -> pd.DataFra
                 if versus == "Original":
                     line["share_of_est_gap"] = line["diff"] / gap
                 lines.append(line)
+        elif study == "schedules" and not arm(g, MATCHED_VARIANT).empty:
+            candidate = g[g["arm"].str.startswith("EST, ")]
+            lines.append({"group": group, "arm": candidate.iloc[0]["arm"], "versus": MATCHED_VARIANT,
+                          **compare_arms(candidate, arm(g, MATCHED_VARIANT), margin=margin)})
         elif study == "control":
             for name in ("EST", "EST-ONE-STAGE"):
                 for column in ("final_val_loss", "best_val_loss"):

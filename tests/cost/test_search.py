@@ -34,3 +34,15 @@ def test_search_arguments_are_checked():
         search_schedules(GPT2, 100)
     with pytest.raises(ValueError, match="grid=0.3"):
         search_schedules(GPT2, 100, target_saving=0.2, grid=0.3)
+
+
+def test_the_search_samples_only_the_components_asked_for():
+    table = search_schedules(get_config("gpt2-regime"), 4332, target_saving=0.2, tolerance=0.05,
+                             rate_values=(0.5, 1.0), accounting="full", top=50,
+                             sampled=("heads", "layers"))
+    assert len(table) > 5
+    assert all(r[1] == 1.0 for rates in table["rates"] for r in rates)  # p_M stays 1
+    assert any(r[0] < 1 for rates in table["rates"] for r in rates)
+    assert any(r[2] < 1 for rates in table["rates"] for r in rates)
+    with pytest.raises(ValueError, match="choose some of"):
+        search_schedules(get_config("gpt2-regime"), 4332, target_saving=0.2, sampled=("mlp",))

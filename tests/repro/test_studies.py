@@ -6,9 +6,11 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
+from scipy import stats
 
 from est_analysis.cli.main import main
-from est_analysis.repro.studies import stage_fractions
+from est_analysis.repro.studies import stage_fractions, study_summary
+from est_analysis.stats import paired
 from est_analysis.training import TrainConfig, train
 
 
@@ -40,7 +42,7 @@ HEADS = "heads (stages 1-2) + layers (stage 1)"  # two of the ablation's variant
 NEURONS = "neurons (stage 2)"
 
 
-def test_ablation_samples_components_each_beside_an_original_of_its_own_flops(workspace):
+def test_ablation_samples_components_each_beside_an_original_of_its_own_flops_paired_by_seed(workspace):
     rows = study("ablation", workspace)
     assert len(rows) == 2 * (3 + 2 * 2)  # 2 seeds x (three reference arms + two variants x 2)
     heads = rows[rows["arm"] == f"EST, {HEADS}"]
@@ -65,6 +67,24 @@ def test_ablation_samples_components_each_beside_an_original_of_its_own_flops(wo
             assert row[f"stage{stage}_end_step"] == last["step"]
             assert row[f"stage{stage}_end_val_loss"] == pytest.approx(last["val_loss"])
     assert rows.loc[rows["method"] == "original", "stage1_end_val_loss"].isna().all()
+    # the summary: each variant paired by seed against Original, EST and its own matched Original
+    summary = study_summary(rows)
+    heads = summary[(summary["arm"] == f"EST, {HEADS}") & (summary["versus"] == "Original")].iloc[0]
+    by_seed = rows.set_index(["arm", "seed"])["final_val_loss"]
+    expected = paired(by_seed[f"EST, {HEADS}"].sort_index(), by_seed["Original"].sort_index())
+    assert heads["diff"] == pytest.approx(expected.estimate) and heads["seeds"] == 2
+    assert heads["p_paired"] == pytest.approx(expected.p, nan_ok=True)
+    est_gap = (by_seed["EST"] - by_seed["Original"]).mean()
+    assert heads["share_of_est_gap"] == pytest.approx(expected.estimate / est_gap)
+    assert set(summary["arm"]) == {f"EST, {HEADS}", f"EST, {NEURONS}"}
+    # each variant against the Original of its own FLOPs, with the paired TOST within 0.02
+    matched = summary[(summary["arm"] == f"EST, {HEADS}")
+                      & (summary["versus"] == "Original at the variant's FLOPs")].iloc[0]
+    group = rows[rows["group"] == HEADS].set_index(["arm", "seed"])["final_val_loss"]
+    d = (group[f"EST, {HEADS}"] - group["Original at the variant's FLOPs"]).to_numpy()
+    tost = max(stats.ttest_1samp(d, -0.02, alternative="greater").pvalue,
+               stats.ttest_1samp(d, 0.02, alternative="less").pvalue)
+    assert matched["diff"] == pytest.approx(d.mean()) and matched["p_tost"] == pytest.approx(tost)
 
 
 def test_runs_shared_with_the_ladder_are_read_from_its_results(workspace):
@@ -139,30 +159,6 @@ def test_a_resumed_study_stopped_partway_keeps_the_rows_it_had_not_reached(works
     pd.testing.assert_frame_equal(again[same], first[same])
 
 
-def test_study_summaries_pair_arms_by_seed(workspace):
-    from est_analysis.repro.studies import study_summary
-    from est_analysis.stats import paired
-    rows = study("ablation", workspace)
-    summary = study_summary(rows)
-    from scipy import stats
-    heads = summary[(summary["arm"] == f"EST, {HEADS}") & (summary["versus"] == "Original")].iloc[0]
-    by_seed = rows.set_index(["arm", "seed"])["final_val_loss"]
-    expected = paired(by_seed[f"EST, {HEADS}"].sort_index(), by_seed["Original"].sort_index())
-    assert heads["diff"] == pytest.approx(expected.estimate) and heads["seeds"] == 2
-    assert heads["p_paired"] == pytest.approx(expected.p, nan_ok=True)
-    est_gap = (by_seed["EST"] - by_seed["Original"]).mean()
-    assert heads["share_of_est_gap"] == pytest.approx(expected.estimate / est_gap)
-    assert set(summary["arm"]) == {f"EST, {HEADS}", f"EST, {NEURONS}"}
-    # each variant against the Original of its own FLOPs, with the paired TOST within 0.02
-    matched = summary[(summary["arm"] == f"EST, {HEADS}")
-                      & (summary["versus"] == "Original at the variant's FLOPs")].iloc[0]
-    group = rows[rows["group"] == HEADS].set_index(["arm", "seed"])["final_val_loss"]
-    d = (group[f"EST, {HEADS}"] - group["Original at the variant's FLOPs"]).to_numpy()
-    tost = max(stats.ttest_1samp(d, -0.02, alternative="greater").pvalue,
-               stats.ttest_1samp(d, 0.02, alternative="less").pvalue)
-    assert matched["diff"] == pytest.approx(d.mean()) and matched["p_tost"] == pytest.approx(tost)
-
-
 def test_an_ablation_at_the_scales_own_length_records_its_rates(workspace, monkeypatch):
     # at the recipe's length a run leaves `steps` None (it is the tables' own run): the row's
     # rates must come from the resolved config (the regime ablation at 300 tokens/param)
@@ -180,3 +176,16 @@ def test_an_ablation_at_the_scales_own_length_records_its_rates(workspace, monke
     fixed_length = rows[~rows["arm"].str.startswith("Original at")]
     assert (fixed_length["steps"] == config.resolved().steps).all()
     assert set(rows.loc[rows["arm"] == f"EST, {HEADS}", "rates"]) == {"0.5,1,0.5/0.5,1,1/1,1,1"}
+
+
+def test_the_schedule_screen_trains_searched_candidates_beside_their_own_originals(workspace):
+    rows = study("schedules", workspace)
+    candidates = rows[rows["arm"].str.startswith("EST, ")]
+    assert len(candidates) >= 1 and (candidates["rates"].str.split("/").str[0].str.split(",").str[1] == "1").all()
+    for group, g in rows.groupby("group"):
+        est, matched = (g[g["arm"] == a] for a in (f"EST, {group}", "Original at the variant's FLOPs"))
+        assert len(est) == len(matched) == 1 and (matched["method"] == "original").all()
+        step = matched["total_flops"].iloc[0] / matched["steps"].iloc[0]
+        assert abs(matched["total_flops"].iloc[0] - est["total_flops"].iloc[0]) <= step / 2
+    summary = study_summary(rows)
+    assert set(summary["versus"]) == {"Original at the variant's FLOPs"} and "p_tost" in summary
