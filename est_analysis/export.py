@@ -16,6 +16,7 @@ import tempfile
 from pathlib import Path
 
 from est_analysis.data import separator_id
+from est_analysis.io import make_dirs
 from est_analysis.data.tokenizer_files import SentencePieceTokenizer
 from est_analysis.models.hf import hf_config_dict, to_hf_state
 from est_analysis.training import load_run
@@ -40,7 +41,7 @@ def export_run(run: str | Path, out: str | Path) -> Path:
     if set(missing) - {"lm_head.weight"}:  # GPT-2's head is tied, set by tie_weights
         raise RuntimeError(f"export left weights unset: {missing}")
     hf_model.tie_weights()
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(out.parent)
     _remove_stale_exports(out)
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:

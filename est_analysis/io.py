@@ -41,7 +41,7 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object],
     replaces `path`: at every instant `path` is a complete file, and a crash at any point
     leaves the old one at `path` or the new one at `path` with the old one at `keep_previous`."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=temporary_prefix(path), suffix=".tmp")
     try:
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp's 0600 would hide results from other users
@@ -53,9 +53,39 @@ def atomic_write(path: str | Path, write: Callable[[BinaryIO], object],
             keep_copy(path, Path(keep_previous))
         os.replace(tmp, path)
         _fsync_dir(path.parent)
-    except BaseException:
+    except BaseException as err:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+            raise disk_full(path) from None
         raise
+    return path
+
+
+class DiskFull(OSError):
+    """A full disk (errno ENOSPC), said in one line without the errno prefix."""
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+def disk_full(path: Path, kept: str = "the file is as it was before") -> DiskFull:
+    """The one-line error for a full disk while writing `path`, with the space left."""
+    free = shutil.disk_usage(path.parent if path.parent.exists() else ".").free
+    return DiskFull(errno.ENOSPC, f"no space left on the device writing {path} "
+                                  f"({free // 2**20} MiB free): {kept}; free some space and run "
+                                  "the same command again")
+
+
+def make_dirs(path: str | Path) -> Path:
+    """`path` as a directory, its missing parents created; an OSError naming the file in the way
+    (where a parent is a file) and the fix, instead of a bare errno."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        raise NotADirectoryError(f"cannot create the directory {path}: {blocker} is a file; "
+                                 "choose another output path") from None
     return path
 
 
@@ -176,7 +206,7 @@ def file_lock(path: str | Path) -> Iterator[None]:
     """Hold an exclusive OS lock on the file `path` (created if missing), released when the
     block ends or the process dies; a second process waits for it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent)
     with open_no_follow(path) as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -69,9 +69,9 @@ def ablation_bars(ax: plt.Axes, summary: pd.DataFrame, reference: pd.DataFrame) 
         ax.legend(fontsize=6, loc="lower right")
 
 
-def control_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
-    """The positive control's validation loss per arm against steps: the mean over seeds,
-    shaded between the lowest and highest seed."""
+def control_curves(ax: plt.Axes, curves: pd.DataFrame, title: str = "positive control") -> None:
+    """A study's validation loss per arm against steps (the positive control's, or the
+    instability probe's): the mean over seeds, shaded between the lowest and highest seed."""
     for arm, runs in curves.dropna(subset=["val_loss"]).groupby("arm", sort=False):
         by_step = runs.groupby("step")["val_loss"]
         mean = by_step.mean()
@@ -80,8 +80,24 @@ def control_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
         ax.fill_between(mean.index, by_step.min(), by_step.max(), color=color_for(arm), alpha=0.2)
     ax.set_xlabel("step")
     ax.set_ylabel("validation loss")
-    ax.set_title(f"positive control: {curves['group'].iloc[0]}" if len(curves) else "positive control")
+    ax.set_title(f"{title}: {curves['group'].iloc[0]}" if len(curves) else title, fontsize=8)
     ax.legend(fontsize=7)
+
+
+def instability_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
+    """The d = 64 cell's arms evaluated every few steps: a spike or plateau, or a slower curve."""
+    control_curves(ax, curves, "validation every few steps")
+
+
+def screen(ax: plt.Axes, summary: pd.DataFrame) -> None:
+    """The schedule screen: each candidate minus the Original of its own FLOPs against the FLOPs
+    it saved (`studies.study_summary` of the schedules study; hollow: one seed)."""
+    _interval(ax, summary["flops_saving"], summary["diff"], summary["diff_low"],
+              summary["diff_high"], fmt="o", color=color_for("EST"))
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xlabel("FLOPs saved against the full Original (measured)")
+    ax.set_ylabel("minus the Original of its own FLOPs")
+    ax.set_title("schedule screen (no neuron sampling)")
 
 
 def lr_sweep(ax: plt.Axes, rows: pd.DataFrame) -> None:
@@ -105,11 +121,14 @@ def lr_sweep(ax: plt.Axes, rows: pd.DataFrame) -> None:
 
 
 def studies_figure(cells: pd.DataFrame, ablation: pd.DataFrame, ablation_reference: pd.DataFrame,
-                   curves: pd.DataFrame, lr_rows: pd.DataFrame) -> plt.Figure:
-    """The four panels side by side; a study without rows says so in its panel."""
-    fig, axes = new_figure(4, width=4.6, layout="constrained")
+                   curves: pd.DataFrame, lr_rows: pd.DataFrame,
+                   instability: pd.DataFrame | None = None,
+                   schedules: pd.DataFrame | None = None) -> plt.Figure:
+    """The panels side by side; a study without rows says so in its panel."""
+    fig, axes = new_figure(6, width=4.6, layout="constrained")
     panels = ((gap_by_steps, (cells,)), (ablation_bars, (ablation, ablation_reference)),
-              (control_curves, (curves,)), (lr_sweep, (lr_rows,)))
+              (control_curves, (curves,)), (lr_sweep, (lr_rows,)),
+              (instability_curves, (instability,)), (screen, (schedules,)))
     for ax, (draw, data) in zip(axes, panels):
         if any(frame is None or frame.empty for frame in data):
             ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center")

@@ -177,10 +177,11 @@ def _equal_flops_contrasts(rows: pd.DataFrame) -> list[str]:
     """Paired differences between ablation variants that train with identical FLOPs."""
     variants = rows[rows["arm"].str.startswith("EST, ")]
     flops = variants.groupby("arm")["total_flops"].first()
+    runs = variants.groupby("arm")["run_dir"].agg(frozenset)
     lines = []
     for a in flops.index:
         for b in flops.index:
-            if a < b and flops[a] == flops[b]:
+            if a < b and flops[a] == flops[b] and runs[a] != runs[b]:
                 d = compare_arms(variants[variants["arm"] == a], variants[variants["arm"] == b])
                 lines.append(f"{a.removeprefix('EST, ')} minus {b.removeprefix('EST, ')} "
                              f"{d['diff']:+.3f} (95 % CI {d['diff_low']:+.3f}..{d['diff_high']:+.3f}, "
@@ -195,8 +196,8 @@ def _screen(results_dir: Path, scale: str, margin: float) -> str:
     if rows.empty:
         return ""
     summary = study_summary(rows, margin).sort_values("diff")
-    parts = [f"{line['group']}: {line['diff']:+.3f} ({_seeds(line['seeds'])})"
-             for _, line in summary.iterrows()]
+    parts = [f"{line['group']}: {line['diff']:+.3f} at {line['flops_saving']:.1%} fewer FLOPs "
+             f"({_seeds(line['seeds'])})" for _, line in summary.iterrows()]
     tested = summary[summary["seeds"] > 1]
     verdicts = ""
     if not tested.empty:
@@ -276,6 +277,9 @@ def report_studies(scale: str = "regime", results_dir: Path | None = None,
     ablation = _rows(results_dir, "ablation", scale)
     summary = study_summary(ablation) if not ablation.empty else None
     reference = _est_gap(ablation) if not ablation.empty else None
+    schedules = _rows(results_dir, "schedules", scale)
     figure = studies_figure(cells, summary, reference, _rows(results_dir, "control_curves", scale),
-                            _rows(results_dir, "lr", scale))
+                            _rows(results_dir, "lr", scale),
+                            _rows(results_dir, "instability_curves", scale),
+                            study_summary(schedules) if not schedules.empty else None)
     return cells, save(figure, (figures_dir or workspace.figures) / f"studies_{scale}")

@@ -31,6 +31,7 @@ import yaml
 from scipy.optimize import OptimizeWarning, curve_fit
 from tqdm.auto import tqdm
 
+from est_analysis.io import make_dirs
 from est_analysis.model_config import get_config
 from est_analysis.models import build_model
 from est_analysis.plotting import ladder_figure, save
@@ -124,7 +125,7 @@ def run_ladder(scale: str, axes: tuple[str, ...] = ("length", "size"), progress:
     ladder = load_ladder(scale)
     workspace = find_workspace(scale=scale)
     path = workspace.results / "ladder.csv"
-    workspace.results.mkdir(parents=True, exist_ok=True)
+    make_dirs(workspace.results)
     plan = []  # (axis, rung, seeds, model, with EST)
     if "length" in axes:
         plan += [("length", r, ladder.seeds, None, True) for r in ladder.rungs]

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 import est_analysis
 from est_analysis.hessian import HessianOperator, hutchpp
-from est_analysis.io import atomic_write_text, file_lock, read_json
+from est_analysis.io import atomic_write_text, file_lock, make_dirs, read_json
 from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
 from est_analysis.repro.walltime import walltime_table
@@ -224,7 +224,7 @@ def run_table(table: str, scale: str, seeds: int | None = None, runs_root: Path 
     workspace = find_workspace(scale=scale)
     runs_root, results_dir = runs_root or workspace.runs, results_dir or workspace.results
     experiment = load_experiment(table, scale, seeds)
-    results_dir.mkdir(parents=True, exist_ok=True)
+    make_dirs(results_dir)
     if table == "walltime":
         return run_walltime(experiment, results_dir)
     rows = []

@@ -34,6 +34,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from est_analysis.cost.search import search_schedules
+from est_analysis.io import make_dirs
 from est_analysis.models import get_config
 from est_analysis.repro.experiments import RunSpec, equivalence_margin
 from est_analysis.repro.ladder import matched_original, steps_for
@@ -106,7 +107,7 @@ class _Trainer:
     def __init__(self, study: str, scale: str, fingerprint: str | None, progress: bool) -> None:
         self.study, self.scale, self.fingerprint, self.progress = study, scale, fingerprint, progress
         self.workspace = find_workspace(scale=scale)
-        self.workspace.results.mkdir(parents=True, exist_ok=True)
+        make_dirs(self.workspace.results)
         self.path = self.workspace.results / f"{study}.csv"
         self.curves_path = self.workspace.results / f"{study}_curves.csv"  # validation curves
         self.recorded: dict[str, dict] = {}  # run directory -> (file, its recorded row)
@@ -133,7 +134,10 @@ class _Trainer:
             return known, None, source
         return ensure_trained(spec, out, self.progress, self.fingerprint), out, ""
 
-    def __call__(self, group: str, arm: str, config: TrainConfig, curve: bool = False) -> dict:
+    def __call__(self, group: str, arm: str, config: TrainConfig, curve: bool = False,
+                 full: dict | None = None) -> dict:
+        """Train or read back one run and write its row; with `full` (the Original's record)
+        the row says what share of that Original's FLOPs the run saved."""
         spec = RunSpec(arm, config)
         record, out, source = self.record(spec)
         c = config.resolved()
@@ -146,7 +150,8 @@ class _Trainer:
                "rates": "/".join(",".join(f"{p:g}" for p in r) for r in c.schedule().rates)
                if c.method == "est" else "", "steps": record["steps"], **run_length(config, record),
                "final_val_loss": record["final_val_loss"], "total_flops": record["total_flops"],
-               "train_wall_s": record["train_wall_s"]}
+               "train_wall_s": record["train_wall_s"],
+               "flops_saving": 1 - record["total_flops"] / full["total_flops"] if full else ""}
         if out is not None:
             metrics = out.read_metrics().dropna(subset=["val_loss"])
             best = metrics.loc[metrics["val_loss"].idxmin()]
@@ -181,8 +186,9 @@ class _Trainer:
 
     def variant(self, name: str, original: TrainConfig, config: TrainConfig) -> None:
         """An ablation variant and the Original trained for its FLOPs (its own schedule)."""
-        est = self(name, f"EST, {name}", config)
-        self(name, MATCHED_VARIANT, matched_original(original, self.original_record(original), est))
+        full = self.original_record(original)
+        est = self(name, f"EST, {name}", config, full=full)
+        self(name, MATCHED_VARIANT, matched_original(original, full, est))
 
     def original_record(self, original: TrainConfig) -> dict:
         """The summary of the Original run `original` (trained or read back)."""
@@ -391,6 +397,7 @@ def study_summary(rows: pd.DataFrame, margin: float | None = None) -> pd.DataFra
         elif study == "schedules" and not arm(g, MATCHED_VARIANT).empty:
             candidate = g[g["arm"].str.startswith("EST, ")]
             lines.append({"group": group, "arm": candidate.iloc[0]["arm"], "versus": MATCHED_VARIANT,
+                          "flops_saving": candidate["flops_saving"].mean(),
                           **compare_arms(candidate, arm(g, MATCHED_VARIANT), margin=margin)})
         elif study == "control":
             for name in ("EST", "EST-ONE-STAGE"):

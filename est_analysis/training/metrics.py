@@ -5,10 +5,11 @@ that the file matches an uninterrupted run. `--tensorboard` writes the same rows
 from __future__ import annotations
 
 import csv
+import errno
 import io
 from pathlib import Path
 
-from est_analysis.io import atomic_write_text
+from est_analysis.io import atomic_write_text, disk_full
 from est_analysis.training.tensorboard import TensorBoardLog
 
 COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_flops", "lr",
@@ -45,8 +46,14 @@ class MetricsLog:
         self._writer = csv.DictWriter(self._file, fieldnames=COLUMNS)
 
     def write(self, row: dict) -> None:
-        self._writer.writerow(row)
-        self._file.flush()
+        try:
+            self._writer.writerow(row)
+            self._file.flush()
+        except OSError as err:
+            if err.errno != errno.ENOSPC:
+                raise
+            raise disk_full(self.path, "a torn last row is dropped when the run is resumed "
+                            "(est train --out RUN --resume)") from None
         if self._tensorboard is not None:
             self._tensorboard.write(row)
 

@@ -2,7 +2,7 @@
 bad value and the fix, never a traceback, and leaves no output directory behind (cases that
 resume an existing run leave it as it was). Run as a script to print the table for docs/reliability.md:
 
-    python tests/cli/test_bad_input.py
+    python -m tests.cli.test_bad_input
 """
 
 from __future__ import annotations
@@ -315,6 +315,12 @@ BAD_INPUTS = [
     ("est data describe --copy-tokenizer over a user's tokenizer.json", lambda t: [
         "data", "describe", str(_nanogpt_with_tokenizer(t)), "--tokenizer", str(_tokenizer(t)), "--copy-tokenizer"],
      r"already holds tokenizer\.json, which differs from the tokenizer's own file"),
+    ("est export --to below a file", lambda t: ["export", str(_trained(t)), "--to", str(Path(
+        _corpus_file(t, "afile", b"x")) / "hf")],
+     r"cannot create the directory .*afile: .*afile is a file; choose another output path"),
+    ("est repro --results-dir that is a file", lambda t: ["repro", "table2", "--scale", "smoke", "--no-progress",
+                                                          "--results-dir", _corpus_file(t, "afile", b"x")],
+     r"cannot create the directory .*afile: .*afile is a file"),
     ("est data prepare of a corpus too small to split", lambda t: [
         "data", "prepare", _user_corpus(t, "words " * 500), "--tokenizer", str(_tokenizer(t)), "--out", str(t / "out")],
      r"too small to split.*the partial files were removed"),
@@ -539,7 +545,7 @@ def test_bad_input(tmp_path, what, build, message):
     assert "error:" in line and "Traceback" not in line
     assert re.search(message, line), line
     assert readme_row(what, line, tmp_path) in TABLE.read_text(), (
-        "docs/reliability.md's bad-input table is out of date: `python tests/cli/test_bad_input.py` prints it")
+        "docs/reliability.md's bad-input table is out of date: `python -m tests.cli.test_bad_input` prints it")
     if what != "NaN/inf training loss":  # a diverged run keeps the metrics of its good steps
         assert not (tmp_path / "out").exists()
     assert not (tmp_path / "pwned").exists()  # no crafted pickle or YAML tag ran

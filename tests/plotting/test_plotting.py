@@ -148,8 +148,13 @@ def test_the_studies_figure_draws_each_study_and_says_which_are_missing():
     curves = pd.DataFrame({"group": "slice", "arm": ["Original"] * 4 + ["EST"] * 4,
                            "seed": [0, 0, 1, 1] * 2, "step": [0, 10] * 4,
                            "val_loss": [5.0, 4.0, 5.1, 4.2, 5.0, 3.9, 5.2, 3.8]})
-    fig = plotting.studies_figure(cells, None, None, curves, pd.DataFrame())
-    gaps, ablation, control, lr = fig.axes
+    screen = pd.DataFrame({"group": ["s1", "s2"], "flops_saving": [0.2, 0.15], "diff": [0.01, -0.02],
+                           "diff_low": [np.nan, np.nan], "diff_high": [np.nan, np.nan]})
+    fig = plotting.studies_figure(cells, None, None, curves, pd.DataFrame(), None, screen)
+    gaps, ablation, control, lr, instability, schedules = fig.axes
+    assert [t.get_text() for t in instability.texts] == ["not measured yet"]
+    points = [l for l in schedules.get_lines() if l.get_markerfacecolor() == "white"]
+    assert list(points[0].get_xdata()) == [0.2, 0.15] and list(points[0].get_ydata()) == [0.01, -0.02]
     assert [t.get_text() for t in gaps.get_legend().get_texts()] == ["a", "b"]
     hollow = [l for l in gaps.get_lines() if l.get_markerfacecolor() == "white"]
     assert len(hollow) == 2 and list(hollow[1].get_xdata()) == [400]  # b: one seed, no interval

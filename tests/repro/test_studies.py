@@ -189,3 +189,8 @@ def test_the_schedule_screen_trains_searched_candidates_beside_their_own_origina
         assert abs(matched["total_flops"].iloc[0] - est["total_flops"].iloc[0]) <= step / 2
     summary = study_summary(rows)
     assert set(summary["versus"]) == {"Original at the variant's FLOPs"} and "p_tost" in summary
+    for _, line in summary.iterrows():  # the saving against the full Original of the same length
+        g = rows[rows["group"] == line["group"]].set_index("arm")
+        est, matched = g.loc[line["arm"]], g.loc["Original at the variant's FLOPs"]
+        full = est["steps"] * matched["total_flops"] / matched["steps"]
+        assert line["flops_saving"] == pytest.approx(1 - est["total_flops"] / full) and line["flops_saving"] > 0.1

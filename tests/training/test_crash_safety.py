@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
+import est_analysis.training.checkpoint as checkpoint_module
 import est_analysis.training.loop as loop
 from est_analysis.cli.main import main
 from est_analysis.io import exclusive_lock, open_no_follow
@@ -159,3 +160,35 @@ def test_keeping_a_file_already_kept_by_a_link_leaves_no_temporary(tmp_path):
     keep_copy(current, previous)
     assert previous.read_bytes() == b"step 8" and os.path.samefile(current, previous)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.previous.pt", "checkpoint.pt"]
+
+
+def test_a_full_disk_in_any_atomic_write_is_one_line_naming_the_file(tmp_path):
+    import errno
+
+    from est_analysis.io import atomic_write
+
+    def full(f):
+        f.write(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+    (tmp_path / "table.csv").write_text("old")
+    with pytest.raises(OSError) as caught:
+        atomic_write(tmp_path / "table.csv", full)
+    assert str(caught.value).startswith(f"no space left on the device writing {tmp_path / 'table.csv'}")
+    assert caught.value.errno == errno.ENOSPC and "[Errno" not in str(caught.value)
+    assert (tmp_path / "table.csv").read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_a_crash_while_writing_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.pt"
+    good = {"model": {"w": torch.ones(3)}, "optimizer": {}, "step": 3, "config": {}}
+    save_checkpoint(path, good)
+
+    def crash_mid_write(state, f):
+        f.write(b"\x80\x02 half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", crash_mid_write)
+    with pytest.raises(OSError):
+        save_checkpoint(path, {**good, "step": 6})
+    assert load_checkpoint(path)["step"] == 3
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]  # no temp file left

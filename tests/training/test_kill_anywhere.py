@@ -1,6 +1,7 @@
-"""Kill anywhere (issue #32): a run checkpointing every step is SIGKILLed at random moments and
-inside each phase of a checkpoint write; every resume continues to exactly the uninterrupted
-run, and a reader polling the run directory meanwhile never finds checkpoint.pt missing."""
+"""Kill anywhere (issue #32): a run checkpointing every step is SIGKILLed just after each stage
+boundary, at random moments and inside each phase of a checkpoint write; every resume continues
+to exactly the uninterrupted run, and a reader polling the run directory meanwhile never finds
+checkpoint.pt missing."""
 
 import random
 import signal
@@ -20,6 +21,7 @@ from est_analysis.training.checkpoint import load_checkpoint
 from est_analysis.training.metrics import TIMING_COLUMNS
 
 IN_WRITE = Path(__file__).with_name("sigkill_in_checkpoint.py")
+AFTER = Path(__file__).with_name("sigkill_after.py")  # kills just before a chosen step
 PHASES = ("partial", "kept", "renamed")
 
 
@@ -84,6 +86,17 @@ def _kill_in_write(run: RunDir, config: Path, phase: str, n: int) -> None:
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
 
 
+def _kill_before_step(run: RunDir, config: Path, step: int) -> None:
+    """Resume the run and SIGKILL it just before `step` (nothing when it is already past it)."""
+    start = load_checkpoint(run.checkpoint)["step"] if run.checkpoint.exists() else 0
+    if start >= step:
+        return
+    resume = ["--resume"] if _has_checkpoint(run) else []
+    killed = subprocess.run([sys.executable, str(AFTER), str(step - start), *_args(run.path, config),
+                             *resume], timeout=120, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()
+
+
 def _check_kill_anywhere(tmp_path: Path, steps: int, random_kills: int, seed: int) -> None:
     config = tmp_path / "run.yaml"
     config.write_text(f"scale: smoke\nsteps: {steps}\nckpt_every: 1\neval_every: 10\n")
@@ -94,9 +107,14 @@ def _check_kill_anywhere(tmp_path: Path, steps: int, random_kills: int, seed: in
     try:
         plan = [("random", 0)] * random_kills + [(phase, rng.randint(2, 4)) for phase in PHASES]
         rng.shuffle(plan)
+        # est-gpt2's stages start at 2/15 and 7/15 of the run: a kill just after each
+        boundaries = [round(steps * 2 / 15), round(steps * 7 / 15)]
+        plan = [("before", boundaries[0] + 1)] + plan[:len(plan) // 2] + [("before", boundaries[1] + 1)] + plan[len(plan) // 2:]
         for how, n in plan:
             if how == "random":
                 _kill_at_random(run, config, rng)
+            elif how == "before":
+                _kill_before_step(run, config, n)
             else:
                 _kill_in_write(run, config, how, n)
         resume = ["--resume"] if _has_checkpoint(run) else []
@@ -117,9 +135,9 @@ def _check_kill_anywhere(tmp_path: Path, steps: int, random_kills: int, seed: in
 
 
 def test_sigkill_anywhere_through_the_checkpoint_writes_resumes_exactly(tmp_path):
-    # 70 steps, a checkpoint after each: 70 checkpoint writes, 4 kills at random moments and
-    # one inside each phase of a write
-    _check_kill_anywhere(tmp_path, steps=70, random_kills=4, seed=0)
+    # 70 steps, a checkpoint after each: 70 checkpoint writes; kills just after both stage
+    # boundaries, at 3 random moments and inside each phase of a write
+    _check_kill_anywhere(tmp_path, steps=70, random_kills=3, seed=0)
 
 
 @pytest.mark.slow
