@@ -201,18 +201,47 @@ def check_writable_dir(path: str | Path) -> None:
                               "choose a writable --out") from None
 
 
+def _locked(path: Path, mode: str, wait: bool) -> tuple[IO, bool]:
+    """`path` opened (`open_no_follow`) and whether this process now holds its flock (False:
+    another does, and not `wait`). Lock files are removed by their holder (`_unlock`), so
+    the lock is taken again when the file it got is no longer the one at `path`."""
+    while True:
+        handle = open_no_follow(path, mode)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            return handle, False  # held by another process: the caller reads who
+        try:
+            if os.path.samestat(os.fstat(handle.fileno()), os.lstat(path)):
+                return handle, True
+        except FileNotFoundError:
+            pass
+        handle.close()  # its holder removed it as we waited: lock the file now at `path`
+
+
+def _unlock(path: Path, handle: IO) -> None:
+    """Remove the lock file while it is still held and still ours, then release it: a lock
+    leaves nothing behind, and a process waiting on the removed file retries (`_locked`)."""
+    try:
+        if os.path.samestat(os.fstat(handle.fileno()), os.lstat(path)):
+            os.unlink(path)
+    except FileNotFoundError:
+        pass
+    finally:
+        handle.close()
+
+
 @contextmanager
 def file_lock(path: str | Path) -> Iterator[None]:
-    """Hold an exclusive OS lock on the file `path` (created if missing), released when the
-    block ends or the process dies; a second process waits for it."""
+    """Hold an exclusive OS lock on the file `path` (created if missing, removed when the
+    block ends), released when the block ends or the process dies; a second process waits."""
     path = Path(path)
     make_dirs(path.parent)
-    with open_no_follow(path) as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    handle, _ = _locked(path, "a", wait=True)
+    try:
+        yield
+    finally:
+        _unlock(path, handle)
 
 
 class LockHeld(OSError):
@@ -224,16 +253,16 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
     """Hold an exclusive OS lock on `path` without waiting: when another process holds it,
     raise `LockHeld` naming that process (its PID, command and start time, which it wrote into
     the file). The OS releases the lock when its holder dies, so a lock file left by a dead
-    process is simply taken over."""
-    handle = open_no_follow(path, "a+")
+    process is simply taken over; a clean exit removes it."""
+    path = Path(path)
+    handle, held = _locked(path, "a+", wait=False)
+    if not held:
+        handle.seek(0)
+        holder = handle.read().strip() or "another process"
+        handle.close()
+        raise LockHeld(f"{what} is in use by {holder}: wait for it to finish (or stop it), "
+                       "or choose another directory") from None
     try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            holder = handle.read().strip() or "another process"
-            raise LockHeld(f"{what} is in use by {holder}: wait for it to finish (or stop it), "
-                           "or choose another directory") from None
         handle.seek(0)
         handle.truncate()
         command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))[:200]
@@ -241,7 +270,7 @@ def exclusive_lock(path: str | Path, what: str) -> Iterator[None]:
         handle.flush()
         yield
     finally:
-        handle.close()  # closing releases the lock
+        _unlock(path, handle)
 
 
 class UnreadableFile(ValueError):

@@ -13,6 +13,7 @@ sets it beside the committed multi-seed result for the same setting.
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import time
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -23,6 +24,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from est_analysis.io import atomic_write_text
+from est_analysis.repro.conclusions import committed_cell, stated
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, hessian_trace
@@ -33,6 +35,7 @@ TOKENS_PER_PARAM = 64
 HESSIAN = {"matvecs": 99, "batches": 2, "data": "train"}  # Table 5's (configs/table5.yaml)
 EVAL_EVERY = 250  # the ladder's runs validate every 1000 steps; evaluation changes no training number
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
+MODEL = "gpt2-regime"  # the ladder's length-axis model (its committed cells are named after it)
 MATCHED_SHARE = 0.787  # EST's FLOPs as a share of Original's (est-gpt2 on gpt2-regime): the bar's guess
 
 
@@ -47,8 +50,9 @@ def configs(seed: int = 0, tokens_per_param: float = TOKENS_PER_PARAM) -> dict[s
 def _train_and_trace(arm: str, config: TrainConfig, path: Path) -> dict:
     """One arm in a worker process: its run (trained, resumed or reused) and its trace."""
     out = RunDir(path)
+    reused = out.finished
     record = ensure_trained(RunSpec(arm, config), out, progress=False)
-    return record | hessian_trace(out, HESSIAN) | {"arm": arm, "run_dir": str(path)}
+    return record | hessian_trace(out, HESSIAN) | {"arm": arm, "run_dir": str(path), "reused": reused}
 
 
 def _steps_done(paths: list[Path]) -> int:
@@ -111,28 +115,30 @@ def _flops_record(path: Path, config: TrainConfig) -> dict:
 
 
 def verdict_table(records: list[dict]) -> pd.DataFrame:
-    """One row per arm: loss, FLOPs, saving and gap to the compute-matched Original, trace."""
+    """One row per arm: loss, FLOPs, saving and gap to the compute-matched Original, trace,
+    and time: `train_cpu_s` is the CPU time of the arm's own training steps (comparable between
+    arms that ran side by side; `cpu_saving` is EST's against Original's), `train_wall_s` the
+    wall time while the arms shared the machine (not comparable)."""
     table = pd.DataFrame([{
         "arm": r["arm"], "steps": r["steps"], "final_val_loss": r["final_val_loss"],
         "total_flops": r["total_flops"], "trace": r["trace"], "trace_ci_low": r["trace_ci_low"],
-        "trace_ci_high": r["trace_ci_high"], "train_wall_s": r["train_wall_s"],
+        "trace_ci_high": r["trace_ci_high"], "train_cpu_s": r.get("train_cpu_s", math.nan),
+        "train_wall_s": r["train_wall_s"], "reused": r.get("reused", False),
         "run_dir": r["run_dir"], "commit": r["commit"], "machine": r["machine"]} for r in records])
     original, matched = table.iloc[0], table.iloc[2]
     table.insert(4, "flops_saving", 1 - table["total_flops"] / original["total_flops"])
-    table.insert(5, "gap_to_matched", table["final_val_loss"] - matched["final_val_loss"])
+    table.insert(5, "cpu_saving", 1 - table["train_cpu_s"] / original["train_cpu_s"])
+    table.insert(6, "gap_to_matched", table["final_val_loss"] - matched["final_val_loss"])
     return table
 
 
-def committed_result(tokens_per_param: float = TOKENS_PER_PARAM) -> dict | None:
-    """The multi-seed ladder result at this length (paper_repro/results/ladder_summary.csv of
-    the checkout), or None outside a checkout."""
-    workspace = find_workspace()
-    path = workspace.results / "ladder_summary.csv"
-    if not path.exists():
+def committed_result(tokens_per_param: float = TOKENS_PER_PARAM) -> pd.Series | None:
+    """The committed multi-seed result at this length (the ladder's cell in
+    `conclusions.matched_cells`, read from the checkout's paper_repro/results), or None outside
+    a checkout or at a length the ladder did not run."""
+    if not (find_workspace().results / "ladder.csv").exists():
         return None
-    rows = pd.read_csv(path).query("scale == 'regime' and axis == 'length' and model == 'gpt2-regime'")
-    rows = rows[(rows["rung"] - tokens_per_param).abs() < 1e-9]
-    return None if rows.empty else rows.iloc[0].to_dict() | {"file": workspace.recorded(path)}
+    return committed_cell(f"{MODEL} @ {tokens_per_param:g} tok/param")
 
 
 def verdict(table: pd.DataFrame, committed: dict | None) -> str:
@@ -141,26 +147,27 @@ def verdict(table: pd.DataFrame, committed: dict | None) -> str:
     gap = est["gap_to_matched"]
     saves = gap <= 0
     lines = [
-        f"EST used {est['flops_saving']:.1%} fewer training FLOPs than Original and ended "
+        f"EST used {est['flops_saving']:.1%} fewer training FLOPs than Original ({est['cpu_saving']:.1%} "
+        "less CPU time in its own training steps, measured) and ended "
         f"{est['final_val_loss'] - original['final_val_loss']:+.3f} nats from it. Against an "
         f"Original trained for the same FLOPs with its own schedule it is {gap:+.3f} nats: "
-        + ("here EST saves compute (it beats plain training on the same budget)." if saves else
-           "here EST does not save compute (plain training on the same budget does better)."),
+        + ("in this run EST saved compute (it beat plain training on the same budget)." if saves else
+           "in this run EST did not save compute (plain training on the same budget did better)."),
         f"Hessian trace of the final models: Original {original['trace']:.4g}, EST "
         f"{est['trace']:.4g}, compute-matched {matched['trace']:.4g} (95 % CIs over Hutch++'s "
         f"probes on {HESSIAN['batches']} fixed training batches: they do not cover other batches "
         "or seeds).",
-        "One seed cannot tell a gap of this size from seed-to-seed noise."]
-    if committed is not None:
-        paired = not pd.isna(committed.get("gap_matched_paired_p"))
-        key = "gap_matched_paired" if paired else "gap_matched"
+    ]
+    if committed is None:
+        lines.append("One seed is not a test: this run shows what happened with this seed only.")
+    else:
+        inside = committed["diff_low"] <= gap <= committed["diff_high"]
         lines.append(
-            f"The committed result for this setting ({int(committed['seeds'])} seeds, "
-            f"{committed['file']}): EST - compute-matched Original = "
-            f"{committed['gap_matched']:+.3f} nats ({'paired by seed, ' if paired else ''}95 % CI "
-            f"{committed[f'{key}_low']:+.3f} to {committed[f'{key}_high']:+.3f}, p = "
-            f"{committed[f'{key}_p']:.2g}" + (f"; Welch p = {committed['gap_matched_p']:.2g}" if paired else "")
-            + "); why, by width, component and learning rate: docs/reproduction.md.")
+            f"That is one seed, not a test. The committed result for this setting "
+            f"(paper_repro/results/ladder.csv) is {stated(committed)}; this seed's {gap:+.3f} lies "
+            + ("inside" if inside else "outside") + " its interval, and the committed verdict, "
+            "not this run, is the result. Why, by width, component and learning rate: "
+            "docs/reproduction.md.")
     lines.append("It does not show the paper's regime (GPT-2 124 M at ~630 tokens per "
                  "parameter): at 69 k parameters the subnetworks keep 2 heads of size 8.")
     return "\n".join(lines)

@@ -53,6 +53,17 @@ def test_analysis_commands_take_an_hf_directory(tmp_path, capsys):
                  "--json", "--no-progress"]) == 0
     assert json.loads(capsys.readouterr().out)["trace"] > 0
     assert main(["export", str(run), "--to", str(tmp_path / "hf")]) == 2  # not empty: refused
+    # without est export's record it is a model trained elsewhere: no invented step, and the
+    # report says which corpus and tokenizer the batches came from
+    (tmp_path / "hf" / "est_export.json").unlink()
+    capsys.readouterr()
+    assert main(["hessian", "trace", str(tmp_path / "hf"), "--probes", "6", "--batches", "1",
+                 "--no-progress"]) == 0
+    head, line = capsys.readouterr().out.splitlines()[:2]
+    assert head == (f"{tmp_path / 'hf'} (trained elsewhere: its training step is not known); "
+                    f"batches from the train split of shakespeare, tokenized with the tokenizer "
+                    f"{tmp_path / 'hf'}; 1 batch(es)")
+    assert line.startswith("Tr(H) = ") and "(standard error " in line and "+-" not in line
 
 
 def test_an_export_is_analysed_on_its_runs_own_data_split_and_step(tmp_path, capsys):

@@ -89,9 +89,10 @@ def run_trace(args: argparse.Namespace) -> None:
     if args.json:
         print(json.dumps(summary))
         return
-    print(f"{args.run} (step {run.step}), {args.data} data, {args.batches} batch(es)")
-    print(f"Tr(H) = {result.estimate:.6g} +- {result.stderr:.3g} (95 % CI {result.ci_low:.6g} .. "
-          f"{result.ci_high:.6g}); per parameter {result.per_param:.4g} over {result.n_params} "
+    print(f"{run.describe(args.run, args.data)}; {args.batches} batch(es)")
+    print(f"Tr(H) = {_sig(result.estimate, result.stderr)} (standard error {result.stderr:.2g}; "
+          f"95 % CI {_sig(result.ci_low, result.stderr)} .. {_sig(result.ci_high, result.stderr)}); "
+          f"per parameter {result.per_param:.4g} over {result.n_params} "
           f"parameters; {args.estimator}, {result.matvecs} HVPs, {result.wall_s:.1f} s")
     print(f"The CI covers the estimator's probe noise on these {args.batches} fixed batch(es) of "
           f"{args.data} data only; other batches give another Hessian (--over-batches).")
@@ -104,6 +105,15 @@ def run_trace(args: argparse.Namespace) -> None:
         blocks = pd.DataFrame([{"block": k, "trace": e, "stderr": s} for k, (e, s) in result.blocks.items()])
         blocks["share"] = blocks["trace"] / result.estimate
         print(blocks.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+
+
+def _sig(value: float, stderr: float) -> str:
+    """`value` to the decimal of the standard error's second significant digit (all of them
+    when the error is 0), so that the estimate and its interval are rounded alike."""
+    if not np.isfinite(stderr) or stderr <= 0:
+        return f"{value:.6g}"
+    decimals = max(0, 1 - int(np.floor(np.log10(stderr))))
+    return f"{value:.{decimals}f}"
 
 
 def _over_batches(args: argparse.Namespace, run: TrainedRun, estimator) -> dict:
@@ -140,7 +150,7 @@ def run_density(args: argparse.Namespace) -> None:
     density = spectral_density(op, args.iters, args.vectors, args.seed, progress=not args.no_progress)
     if args.plot:
         figure = plotting.spectral_density(density)
-        figure.axes[0].set_title(f"{args.run} (step {run.step})")
+        figure.axes[0].set_title(run.describe(args.run, args.data).split(";")[0])
         plotting.save(figure, args.plot)
     summary = {"run": str(args.run), "step": run.step,
                "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),

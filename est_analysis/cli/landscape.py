@@ -83,7 +83,7 @@ def run_slice(args: argparse.Namespace) -> None:
     if args.dims == 1:
         table = slice_1d(run.model, loss, first, alphas, progress)
         if args.plot:
-            figure = plotting.landscape_1d({f"step {run.step}": table},
+            figure = plotting.landscape_1d({f"step {run.step}" if run.step is not None else "trained elsewhere": table},
                                            "alpha (filter-normalized direction)")
     else:
         second = filter_normalized_direction(run.model, args.seed + 1)

@@ -43,15 +43,21 @@ def run(args: argparse.Namespace) -> None:
     figure = save(quickstart_figure(runs, table), args.out / "quickstart", formats=("png",))[0]
     if args.json:
         print(json.dumps({"table": table.to_dict(orient="records"), "verdict": reading,
-                          "committed": committed}))
+                          "committed": None if committed is None else json.loads(committed.to_json())}))
         return
-    shown = table[["arm", "steps", "final_val_loss", "total_flops", "flops_saving",
-                   "gap_to_matched", "trace", "trace_ci_low", "trace_ci_high", "train_wall_s"]]
+    shown = table[["arm", "steps", "final_val_loss", "total_flops", "flops_saving", "train_cpu_s",
+                   "cpu_saving", "gap_to_matched", "trace", "trace_ci_low", "trace_ci_high"]]
     print(shown.to_string(index=False, formatters={
         "total_flops": "{:.3e}".format, "flops_saving": "{:.1%}".format,
+        "cpu_saving": "{:.1%}".format, "train_cpu_s": "{:.0f}".format,
         "gap_to_matched": "{:+.3f}".format, "final_val_loss": "{:.3f}".format,
-        "trace": "{:.4g}".format, "trace_ci_low": "{:.4g}".format, "trace_ci_high": "{:.4g}".format,
-        "train_wall_s": "{:.0f}".format}))
+        "trace": "{:.4g}".format, "trace_ci_low": "{:.4g}".format, "trace_ci_high": "{:.4g}".format}))
+    print("train_cpu_s: CPU seconds of each arm's own training steps (the arms ran side by side, "
+          "so their wall times, train_wall_s in the CSV, are not comparable)")
+    reused = table[table["reused"]]
+    if not reused.empty:
+        print(f"Reused the finished runs of {', '.join(reused['arm'])} in {args.out} (not "
+              "trained again; delete a run's directory to train it anew).")
     print()
     print(reading)
     print(f"\nWrote {args.out / 'quickstart.csv'} and {figure}")

@@ -216,8 +216,7 @@ def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool 
             _check_own_directory(out)  # again: another process may have written it meanwhile
             return _prepare(corpus, files, encoder, tokenizer, settings, out, progress)
     except PreparedDataError:
-        if created:  # a refusal leaves nothing behind: the lock, then the directory if empty
-            (out / LOCK).unlink(missing_ok=True)
+        if created:  # a refusal leaves nothing behind (file_lock removed its lock file)
             with contextlib.suppress(OSError):
                 out.rmdir()
         raise

@@ -33,12 +33,13 @@ def _rows(results_dir: Path, name: str, scale: str) -> pd.DataFrame:
     return results_at(results_dir / f"{name}.csv", scale)
 
 
-def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, pd.DataFrame]]:
-    """(axis, cell, disjoint, its rows with arms EST and the matched Original) for every cell
-    where EST meets the compute-matched Original: the ladder's lengths and its own width rungs,
-    the width and LR studies' groups, and each arm at its best peak LR. A cell made of exactly
-    the runs of an earlier cell is left out; `disjoint` is False for one that shares any run
-    with an earlier cell (the sign test counts only disjoint cells)."""
+def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, str, pd.DataFrame]]:
+    """(axis, cell, disjoint, same_as, its rows with arms EST and the matched Original) for
+    every cell where EST meets the compute-matched Original: the ladder's lengths and its own
+    width rungs, the width and LR studies' groups, and each arm at its best peak LR. A cell
+    made of exactly the runs of an earlier cell names that cell in `same_as` (it is that
+    cell's result, not another test); `disjoint` is False for one that shares any run with an
+    earlier cell (the sign test counts only disjoint cells)."""
     cells = []
     ladder = _rows(results_dir, "ladder", scale)
     for rung, rows in ladder[ladder["axis"] == "length"].groupby("rung") if not ladder.empty else ():
@@ -65,42 +66,72 @@ def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, pd.DataF
                     f"matched Original {best[MATCHED][1]:g}"
                     + (f"; not bracketed: {', '.join(edge)}" if edge else "") + ")")
             cells.append(("lr", name, pd.concat(pick)))
-    seen_sets, seen_runs, unique = set(), set(), []
+    seen_sets: dict[frozenset, str] = {}
+    seen_runs, found = set(), []
     for axis, cell, rows in cells:
         rows = rows[rows["arm"].isin(["EST", MATCHED])]
         runs = frozenset(rows["run_dir"])
-        if rows["arm"].nunique() == 2 and runs not in seen_sets:
-            unique.append((axis, cell, not runs & seen_runs, rows))
-            seen_sets.add(runs)
+        if rows["arm"].nunique() == 2:
+            found.append((axis, cell, not runs & seen_runs, seen_sets.get(runs, ""), rows))
+            seen_sets.setdefault(runs, cell)
             seen_runs |= runs
-    return unique
+    return found
 
 
 def matched_cells(scale: str = "regime", results_dir: Path | None = None,
                   margin: float | None = None) -> pd.DataFrame:
     """One row per cell: steps, passes, seeds, EST - matched Original (paired mean, 95 % CI, p),
     paired TOST p within `margin` (default the claims' margin), both Holm-adjusted within the
-    cell's axis,
+    cell's axis (its `family`: the cells of the axis that are not another cell's runs again),
     and the verdict: 'EST trails', 'EST better', 'equal within +-m', 'not distinguishable'
-    (neither a difference nor equality shown) or '1 seed: not tested'."""
+    (neither a difference nor equality shown) or '1 seed: not tested'. A cell that is another
+    cell's runs again (`same_as`) carries that cell's tests."""
     results_dir = results_dir or find_workspace(scale=scale).results
     margin = margin or equivalence_margin(scale)
     lines = []
-    for axis, cell, disjoint, rows in _cells(results_dir, scale):
+    for axis, cell, disjoint, same_as, rows in _cells(results_dir, scale):
         est, matched = (rows[rows["arm"] == arm].set_index("seed") for arm in ("EST", MATCHED))
         a, b = aligned(est["final_val_loss"], matched["final_val_loss"])
         d = paired(a, b)
         lines.append({"axis": axis, "cell": cell, "disjoint": disjoint, "model": est["model"].iloc[0],
                       "steps": int(est["steps"].iloc[0]), "passes": float(est["passes"].iloc[0]),
                       "seeds": d.n_a, "diff": d.estimate, "diff_low": d.low,
-                      "diff_high": d.high, "p": d.p, "p_tost": paired_tost(a, b, margin)})
+                      "diff_high": d.high, "p": d.p, "p_tost": paired_tost(a, b, margin),
+                      "same_as": same_as})
     table = pd.DataFrame(lines)
     if table.empty:
         return table
+    tested = table[table["same_as"] == ""]
     for column in ("p", "p_tost"):
-        table[f"{column}_holm"] = table.groupby("axis")[column].transform(lambda p: holm(p))
+        table[f"{column}_holm"] = tested.groupby("axis")[column].transform(lambda p: holm(p))
+    table["family"] = tested.groupby("axis")["cell"].transform("size")
+    table = table.assign(verdict=table.apply(lambda line: verdict(line, margin), axis=1))
+    tests = ["axis", "p_holm", "p_tost_holm", "family", "verdict"]
+    first = {cell: i for i, cell in tested["cell"].items()}
+    for i, same_as in table.loc[table["same_as"] != "", "same_as"].items():
+        table.loc[i, tests] = table.loc[first[same_as], tests]
+    return table
 
-    return table.assign(verdict=table.apply(lambda line: verdict(line, margin), axis=1))
+
+def committed_cell(cell: str, scale: str = "regime", results_dir: Path | None = None) -> pd.Series | None:
+    """The committed result of one cell (a `matched_cells` line, verdict included), or None
+    when the results hold no such cell."""
+    cells = matched_cells(scale, results_dir)
+    found = cells[cells["cell"] == cell] if not cells.empty else cells
+    return None if found.empty else found.iloc[0]
+
+
+def stated(line: pd.Series) -> str:
+    """A cell's result as every place that states it says it (quickstart, README, docs,
+    `est repro summary`): the paired difference and interval, the raw paired p, the p after
+    Holm within its family (the cells of its axis) and the toolkit's verdict on that."""
+    if line["seeds"] < 2:
+        return f"{line['diff']:+.3f} nats (1 seed: not tested)"
+    again = f"the runs of {line['same_as']}, " if line.get("same_as") else ""
+    return (f"{line['diff']:+.3f} nats (95 % CI {line['diff_low']:+.3f}..{line['diff_high']:+.3f}, "
+            f"{again}{_seeds(line['seeds'])} paired; raw p {line['p']:.2g}, Holm p "
+            f"{line['p_holm']:.2g} over the {line['axis']} axis' {int(line['family'])} cells): "
+            f"{line['verdict']}")
 
 
 def verdict(line: pd.Series, margin: float, subject: str = "EST") -> str:
@@ -235,6 +266,7 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
     results_dir = results_dir or find_workspace(scale=scale).results
     bullets = []
     cells = matched_cells(scale, results_dir)
+    cells = cells[cells["same_as"] == ""] if not cells.empty else cells
     if not cells.empty:
         tested = cells[cells["seeds"] > 1]
         order = ["EST trails", "EST better", *sorted(set(tested["verdict"]) - {"EST trails", "EST better"})]
@@ -274,6 +306,7 @@ def report_studies(scale: str = "regime", results_dir: Path | None = None,
     workspace = find_workspace(scale=scale)
     results_dir = results_dir or workspace.results
     cells = matched_cells(scale, results_dir)
+    cells = cells[cells["same_as"] == ""] if not cells.empty else cells
     ablation = _rows(results_dir, "ablation", scale)
     summary = study_summary(ablation) if not ablation.empty else None
     reference = _est_gap(ablation) if not ablation.empty else None

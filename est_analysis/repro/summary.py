@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from est_analysis.repro.conclusions import conclusions_markdown
+from est_analysis.repro.conclusions import MATCHED, conclusions_markdown, matched_cells, stated
 from est_analysis.repro.runner import results_at
 from est_analysis.repro.studies import planned_runs, study_summary
 from est_analysis.repro.workspace import find_workspace
@@ -107,11 +107,21 @@ def _saving(value: float, bound: object) -> str:
     return f"{value:+.1%}"
 
 
-def ladder_table(summary: pd.DataFrame, axis: str) -> str:
-    """Markdown: one line per rung (length axis) or model (size axis) of `ladder_summary`."""
+def _by_cell(cells: pd.DataFrame | None) -> pd.DataFrame:
+    """`conclusions.matched_cells` indexed by cell name (a name's first line: the tested one)."""
+    if cells is None or cells.empty:
+        return pd.DataFrame(index=pd.Index([], name="cell"))
+    return cells.drop_duplicates("cell").set_index("cell", drop=False)
+
+
+def ladder_table(summary: pd.DataFrame, axis: str, cells: pd.DataFrame | None = None) -> str:
+    """Markdown: one line per rung (length axis) or model (size axis) of `ladder_summary`; the
+    gap to the matched Original as `conclusions.stated` says it where `cells`
+    (`conclusions.matched_cells`) has the rung."""
     first = "tokens/param" if axis == "length" else "model | parameters"
+    cells = _by_cell(cells)
     lines = [f"| {first} | passes | seeds | Original | EST | EST - Original (95 % CI, p) | "
-             "EST - Original at EST's FLOPs (95 % CI, p) | iso-loss FLOPs saving (95 % CI) | "
+             "EST - Original at EST's FLOPs (95 % CI, p; verdict) | iso-loss FLOPs saving (95 % CI) | "
              "saving off the Original arm alone / a power-law fit |",
              "|---|---|---|---|---|---|---|---|---|" + ("" if axis == "length" else "---|")]
     for _, line in summary[summary["axis"] == axis].sort_values(["params", "rung"]).iterrows():
@@ -122,9 +132,11 @@ def ladder_table(summary: pd.DataFrame, axis: str) -> str:
             saving += f" ({line['iso_loss_saving_low']:+.1%}..{line['iso_loss_saving_high']:+.1%})"
         others = " / ".join(_saving(line.get(f"iso_loss_saving_{c}", math.nan),
                                     line.get(f"iso_loss_bound_{c}")) for c in ("original_arm", "fit"))
+        cell = f"{line['model']} @ {line['rung']:g} tok/param" + ("" if axis == "length" else " (ladder)")
+        matched = stated(cells.loc[cell]) if cell in cells.index else _interval(line, 'gap_matched')
         lines.append(f"| {lead} | {line['seeds']} | {line['original_loss']:.4f} | "
                      f"{line['est_loss']:.4f} | {_interval(line, 'gap')} | "
-                     f"{_interval(line, 'gap_matched')} | {saving} | {others} |")
+                     f"{matched} | {saving} | {others} |")
     return "\n".join(lines)
 
 
@@ -183,7 +195,7 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
             sections.append(f"**{title}** (`results/ladder_summary.csv`; intervals paired by seed "
                             f"with Welch's p beside, bootstrap "
                             f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
-                            f":\n\n{ladder_table(ladder, axis)}")
+                            f":\n\n{ladder_table(ladder, axis, matched_cells(scale, results_dir))}")
     for study, title in STUDY_TITLES.items():
         rows = results_at(results_dir / f"{study}.csv", scale)
         if rows.empty:
@@ -199,14 +211,17 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
 def headline_markdown(scale: str = "regime", results_dir: Path | None = None) -> str:
     """The README's findings, one bullet per measurement: EST minus the compute-matched
     Original along the ladder's length axis and in each study (paired by seed where the study
-    pairs), with the number of seeds each rests on."""
+    pairs), with the number of seeds each rests on; a cell of `conclusions.matched_cells` is
+    stated as everywhere else (`conclusions.stated`: raw p, Holm and verdict)."""
     results_dir = results_dir or find_workspace(scale=scale).results
     bullets = []
+    cells = _by_cell(matched_cells(scale, results_dir))
     ladder = results_at(results_dir / "ladder_summary.csv", scale)
     length = ladder[(ladder["axis"] == "length") & (ladder["model"] == "gpt2-regime")].sort_values("rung")
     if not length.empty:
-        rungs = "; ".join(f"{line['rung']:g}: {_interval(line, 'gap_matched')}"
-                          for _, line in length.iterrows())
+        rungs = "; ".join(f"{line['rung']:g}: {stated(cells.loc[name]) if name in cells.index else _interval(line, 'gap_matched')}"
+                          for _, line in length.iterrows()
+                          for name in [f"{line['model']} @ {line['rung']:g} tok/param"])
         bullets.append(f"**Length** (`gpt2-regime`, {int(length['seeds'].min())} seeds per rung): "
                        f"EST - compute-matched Original by tokens/parameter: {rungs}.")
     for study, what in (("width", "Width"), ("lr", "Peak LR and schedule"),
@@ -216,19 +231,19 @@ def headline_markdown(scale: str = "regime", results_dir: Path | None = None) ->
         if rows.empty:
             continue
         summary = study_summary(rows)
-        versus = {"width": "Original at EST's FLOPs", "lr": "Original at EST's FLOPs",
-                  "ablation": "Original", "control": "Original",
-                  "instability": "Original at EST's FLOPs"}[study]
+        versus = {"width": MATCHED, "lr": MATCHED, "ablation": "Original", "control": "Original",
+                  "instability": MATCHED}[study]
         lines = summary[summary["versus"] == versus]
         if lines.empty:
             continue
         name = {"ablation": lambda line: line["arm"],
                 "control": lambda line: f"{line['arm']}, {line['measure'].replace('_val_loss', '')} "
                                         "validation loss"}.get(study, lambda line: line["group"])
-        parts = "; ".join(f"{name(line)}: "
-                          f"{line['diff']:+.3f} ({int(line['seeds'])} seed{'s' * (line['seeds'] > 1)}"
-                          + (f", paired p {line['p_paired']:.2g})" if not pd.isna(line['p_paired']) else ")")
-                          for _, line in lines.iterrows())
+        parts = "; ".join(f"{name(line)}: " + (
+            stated(cells.loc[line["group"]]) if line["group"] in cells.index and versus == MATCHED else
+            f"{line['diff']:+.3f} ({int(line['seeds'])} seed{'s' * (line['seeds'] > 1)}"
+            + (f", paired p {line['p_paired']:.2g})" if not pd.isna(line['p_paired']) else ")"))
+            for _, line in lines.iterrows())
         subject = {"ablation": "each variant", "control": "each arm"}.get(study, lines.iloc[0]["arm"])
         bullets.append(f"**{what}** (`results/{study}.csv`, {_runs(study, scale, rows)}): "
                        f"{subject} minus {versus}: {parts}.")

@@ -74,6 +74,8 @@ class Run:
     peak_flops: float | None  # the device's peak FLOP/s at the run's precision, if known
     step: int = 0  # steps done
     wall_s: float = 0.0  # training seconds so far (evaluation excluded)
+    cpu_s: float = 0.0  # CPU seconds this process spent in those steps (all its threads):
+    # unlike wall time, not inflated by other processes sharing the machine
     cum_flops: int = 0
     val_loss: float = math.nan  # the last validation loss
     history: list[dict] = dataclasses.field(default_factory=list)  # settings changed on resume
@@ -184,6 +186,7 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
         if "scaler" in state:
             run.scaler.load_state_dict(state["scaler"])
         run.step, run.wall_s, run.cum_flops = state["step"], state["wall_s"], state["cum_flops"]
+        run.cpu_s = state.get("cpu_s", math.nan)  # unknown for checkpoints written before it
         torch.set_rng_state(state["rng_cpu"])
     return run
 
@@ -216,7 +219,7 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
                desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
     with IndexGenerator(run.policy, run.step, cfg.steps, device=context.device) as subnets:
         for step in bar:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             grown = run.policy.grow(step, run.model, run.optimizer)
             if grown[0] is not run.model:
                 run.model, run.optimizer = grown
@@ -225,6 +228,7 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
             lr, train_loss = _train_step(run, trained, context, step, subnet)
             step_s = time.perf_counter() - t0
             run.wall_s += step_s
+            run.cpu_s += time.process_time() - c0
             flops = cfg.grad_accum * step_flops(run.model.config, subnet, cfg.batch_size, cfg.seq_len)
             run.cum_flops += flops
             run.step = step + 1
@@ -361,7 +365,7 @@ def _save_progress(run: Run) -> None:
         # it): checkpoint.pt is complete at every instant (`io.atomic_write`)
         save_checkpoint(out.checkpoint, {
             "model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "step": done, "wall_s": run.wall_s, "cum_flops": run.cum_flops,
+            "step": done, "wall_s": run.wall_s, "cpu_s": run.cpu_s, "cum_flops": run.cum_flops,
             "config": dataclasses.asdict(cfg), "config_history": run.history,
             "init_used": run.init_used,
             "data_fingerprint": run.data.fingerprint,
@@ -386,7 +390,7 @@ def _write_summary(run: Run, context: DistContext) -> None:
     tokens_per_step = cfg.grad_accum * cfg.batch_size * cfg.seq_len
     summary = {"method": cfg.method, "preset": cfg.preset, "scale": cfg.scale, "seed": cfg.seed,
                "steps": cfg.steps, "final_val_loss": run.val_loss, "total_flops": run.cum_flops,
-               "train_wall_s": run.wall_s, "model": run.policy.config.name,
+               "train_wall_s": run.wall_s, "train_cpu_s": run.cpu_s, "model": run.policy.config.name,
                "params": run.model.num_params(), "torch": torch.__version__,
                "device": str(context.device), "world_size": context.world_size,
                "precision": resolved_precision(cfg.precision, context.device),

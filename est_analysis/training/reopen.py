@@ -26,7 +26,18 @@ class TrainedRun:
     model: Decoder
     config: TrainConfig
     data: TokenData
-    step: int
+    step: int | None  # None: a model trained elsewhere (an HF directory `est export` did not write)
+
+    def describe(self, path: str | Path, corpus: str = "train") -> str:
+        """Where the model and its batches come from, for a report's first line: the run's
+        step, or that the model was trained elsewhere; the split or corpus and the tokenizer."""
+        model = f"{path} (step {self.step})" if self.step is not None else \
+            f"{path} (trained elsewhere: its training step is not known)"
+        source = self.config.data or self.config.corpus
+        tokenizer = (f"the tokenizer {self.config.tokenizer}" if self.config.tokenizer else
+                     "the run's own BPE" if not self.config.data else "the data's tokenizer")
+        data = (f"the {corpus} split of {source}" if corpus in ("train", "val") else corpus)
+        return f"{model}; batches from {data}, tokenized with {tokenizer}"
 
     def batches(self, corpus: str = "train", n_batches: int = 4, batch_size: int | None = None,
                 seq_len: int | None = None) -> list[Batch]:
@@ -84,7 +95,7 @@ def _load_hf(path: Path, device: str | torch.device) -> TrainedRun:
         data = config.load_data()
     except (FileNotFoundError, ValueError) as err:
         raise CheckpointError(f"{path}: its tokenizer is needed to tokenize the corpus: {err}") from None
-    return TrainedRun(model.to(device), config, data, 0)
+    return TrainedRun(model.to(device), config, data, None)
 
 
 def _exported_run(path: Path) -> tuple[TrainConfig, TokenData, int] | None:

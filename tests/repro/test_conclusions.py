@@ -39,8 +39,10 @@ def results(tmp_path):
 
 def test_every_cell_is_tested_once_paired_by_seed_and_holm_within_its_axis(results):
     cells = matched_cells("regime", results, margin=0.02).set_index("cell")
-    assert "gpt2-regime @ 64 tok/param" not in cells.index  # the ladder's rung 64, counted once
-    assert list(cells["axis"]) == ["length", "length", "width", "lr", "lr", "lr"]
+    again = cells.loc["gpt2-regime @ 64 tok/param"]  # the ladder's rung 64 again: tested once
+    assert again["same_as"] == "m @ 64 tok/param"
+    assert list(cells[cells["same_as"] == ""]["axis"]) == ["length", "length", "width", "lr", "lr", "lr"]
+    assert (cells.loc[again["same_as"], ["p_holm", "verdict", "family"]] == again[["p_holm", "verdict", "family"]]).all()
     trails = cells.loc["m @ 64 tok/param"]
     expected = stats.ttest_rel([3.10, 3.12, 3.11], [3.00, 3.01, 3.02])
     assert trails["diff"] == pytest.approx(0.1) and trails["p"] == pytest.approx(expected.pvalue)

@@ -43,7 +43,7 @@ def test_two_ranks_with_half_batches_match_one_rank(tmp_path, method):
     one = pd.read_csv(single / "metrics.csv").drop(columns=list(TIMING_COLUMNS))
     pd.testing.assert_frame_equal(ddp, one, check_exact=False, rtol=1e-5, atol=1e-5)
     assert sorted(p.name for p in (tmp_path / "ddp").iterdir()) == [
-        ".lock", "checkpoint.pt", "config.yaml", "metrics.csv", "snapshots", "summary.json"]
+        "checkpoint.pt", "config.yaml", "metrics.csv", "snapshots", "summary.json"]
     # only rank 0 writes: one snapshot per stage boundary, none duplicated or half-written
     assert sorted(p.name for p in (tmp_path / "ddp" / "snapshots").iterdir()) == sorted(
         p.name for p in (single / "snapshots").iterdir())

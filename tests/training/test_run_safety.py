@@ -2,6 +2,7 @@
 resume continues only what can be continued exactly, a failed start leaves nothing behind, and
 a diverged run keeps a checkpoint that is still good."""
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import yaml
 
 from est_analysis.cli.main import main
-from est_analysis.io import exclusive_lock
+from est_analysis.io import exclusive_lock, file_lock
 from est_analysis.training import RunDir, TrainConfig, train
 from est_analysis.training.metrics import TIMING_COLUMNS
 from tests.helpers import interrupted_at
@@ -48,8 +49,30 @@ def test_the_lock_names_its_holder_and_is_released_on_exit(tmp_path):
         with pytest.raises(OSError, match=f"this directory is in use by process {os.getpid()}"):
             with exclusive_lock(path, "this directory"):
                 pass
+    assert not path.exists()  # a clean exit leaves no lock file
     with exclusive_lock(path, "this directory"):  # free again
         pass
+
+
+def _count_under_lock(path, times):
+    for _ in range(times):
+        with file_lock(path.with_suffix(".lock")):
+            value = int(path.read_text())
+            path.write_text(str(value + 1))
+
+
+def test_locks_that_remove_their_file_still_exclude_each_other(tmp_path):
+    # each holder unlinks the lock file on exit; a waiter that got the removed file must lock
+    # the new one instead, or two processes would hold "the" lock at once and lose increments
+    counter = tmp_path / "counter"
+    counter.write_text("0")
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_count_under_lock, args=(counter, 100)) for _ in range(4)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert int(counter.read_text()) == 400 and not counter.with_suffix(".lock").exists()
 
 
 def test_resume_without_a_checkpoint_is_an_error_that_writes_nothing(tmp_path, capsys):
