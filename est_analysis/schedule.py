@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
+import itertools
 from fractions import Fraction
 
 from est_analysis.subnet import Rates
@@ -86,10 +87,16 @@ class Schedule:
         if any(b <= a for a, b in zip([0] + list(fractions), fractions)):
             raise ValueError(f"stage boundaries {[float(f) for f in fractions]} must be strictly "
                              "increasing and positive")
-        boundaries = [round(Fraction(f).limit_denominator(10**6) * total_steps) for f in fractions]
-        if any(b <= a for a, b in zip([0] + boundaries, boundaries)):
-            raise ValueError(f"{total_steps} steps are too few for boundaries at {fractions}: "
-                             f"they round to {boundaries}; use more steps")
+        exact = [Fraction(f).limit_denominator(10**6) for f in fractions]
+        rounded = lambda steps: [round(f * steps) for f in exact]  # noqa: E731
+        fits = lambda steps: all(b > a for a, b in zip([0] + rounded(steps), rounded(steps)))  # noqa: E731
+        boundaries = rounded(total_steps)
+        if not fits(total_steps):
+            shown = ", ".join(str(f) for f in exact)
+            needed = next(n for n in itertools.count(total_steps + 1) if fits(n))
+            raise ValueError(f"{total_steps} steps are too few for stage boundaries at {shown} of "
+                             f"the run: they round to steps {boundaries}; use {needed} steps or "
+                             "more (every stage needs one)")
         return Schedule(tuple(boundaries), tuple(Rates(*r) for r in rates))
 
     @staticmethod

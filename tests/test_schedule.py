@@ -61,3 +61,11 @@ def test_custom_schedules_in_fractions_or_steps():
         parse_rates(".5,.5")
     with pytest.raises(ValueError, match="cannot read stages"):
         parse_boundaries("a,b")
+
+
+def test_too_few_steps_names_the_fewest_that_fit():
+    fractions, rates = [2 / 15, 7 / 15, 1.0], [(0.5, 0.5, 0.5), (0.5, 0.5, 1), (1, 1, 1)]
+    with pytest.raises(ValueError, match=r"at 2/15, 7/15, 1 of the run: they round to steps \[0, 1, 3\]; "
+                                         r"use 4 steps or more"):
+        Schedule.from_fractions(fractions, rates, 3)
+    assert Schedule.from_fractions(fractions, rates, 4).boundaries == (1, 2, 4)

@@ -29,7 +29,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     actions = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     prep = actions.add_parser("prepare", help="tokenize a corpus into train.bin/val.bin/meta.json "
                               "(streaming: bounded memory, resumable, atomic)")
-    prep.add_argument("corpus", metavar="CORPUS")
+    prep.add_argument("corpus", metavar="CORPUS",
+                      help="'shakespeare', 'cpython-stdlib', a .txt/.md/.py/.rst/.jsonl file, or "
+                           "a directory: its files with those suffixes, or those --glob selects")
+    prep.add_argument("--glob", metavar="PATTERN",
+                      help="in a directory CORPUS, take the files matching PATTERN (relative to "
+                           "it) as text, whatever their suffix: '*' for files without one, "
+                           "'**/*' for every file below it")
     prep.add_argument("--tokenizer", required=True, help="tokenizer file or directory")
     prep.add_argument("--out", required=True, type=Path, help="output directory")
     prep.add_argument("--newlines", default="keep", choices=("keep", "lf"),
@@ -53,7 +59,7 @@ def run(args: argparse.Namespace) -> None:
     if args.action == "prepare":
         start = time.perf_counter()
         out = prepare(args.corpus, args.tokenizer, args.out, progress=args.progress,
-                      newlines=args.newlines)
+                      newlines=args.newlines, glob=args.glob)
         _show(out, args.json, {"seconds": round(time.perf_counter() - start, 2)})
     elif args.action == "describe":
         _show(describe(args.dir, args.tokenizer, args.dtype, args.copy_tokenizer).parent, False)

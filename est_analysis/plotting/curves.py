@@ -46,18 +46,23 @@ def shade_stages(ax: plt.Axes, metrics: pd.DataFrame, x: str = "step") -> None:
             ax.axvline(left, color="0.4", ls=":", lw=1)
 
 
+LINE_STYLES = (("-", "o"), ("--", "s"), (":", "^"), ("-.", "D"))  # (line, marker) per run
+
+
 def draw_loss_curves(ax: plt.Axes, runs: Runs, x: str = "step", y: str = "val",
                      smooth: int = 10, stages_of: str | None = None) -> None:
     """Draw each run (mean over seeds, +- one std band) on `ax`; shade the stages of the run
     labelled `stages_of` (default: the first multi-stage run)."""
     if x not in X_AXES or y not in Y_LABELS:
         raise ValueError(f"x={x!r}, y={y!r}: x is one of {sorted(X_AXES)}, y one of {sorted(Y_LABELS)}")
-    for label, metrics in runs.items():
+    for i, (label, metrics) in enumerate(runs.items()):
         curves = pd.concat([_curve(m, x, y, smooth) for m in _seeds(metrics)], axis=1)
         mean = curves.mean(axis=1)
         color = color_for(label)
         n = curves.shape[1]
-        ax.plot(mean.index, mean.to_numpy(), "o-" if y == "val" else "-", ms=3, color=color,
+        line, marker = LINE_STYLES[i % len(LINE_STYLES)]  # runs that overlap stay told apart
+        ax.plot(mean.index, mean.to_numpy(), ls=line, marker=marker if y == "val" else None,
+                ms=4 - i % 2, mfc="white" if i % 2 else color, color=color,
                 label=label if n == 1 else f"{label} (mean of {n} seeds)")
         if n > 1:
             std = curves.std(axis=1)

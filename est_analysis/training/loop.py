@@ -179,6 +179,8 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
     if state is None and cfg.init is not None:
         check_initialisable(policy.config, policy.model_config_at(0))
         run.init_used = initialise_from(cfg.init, model, data)
+    if progress and context.is_main:
+        print(run_header(cfg, model), file=sys.stderr)
     if state is not None:
         run.init_used = state.get("init_used")
         model.load_state_dict(state["model"])
@@ -189,6 +191,21 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
         run.cpu_s = state.get("cpu_s", math.nan)  # unknown for checkpoints written before it
         torch.set_rng_state(state["rng_cpu"])
     return run
+
+
+def run_header(cfg: TrainConfig, model: Decoder) -> str:
+    """The run's first line: method, model, parameters and the embedding's share of them, with
+    a warning when the embedding is most of the model (a pretrained tokenizer's vocabulary on a
+    small model trains little besides the embedding)."""
+    params, embedding = model.num_params(), model.wte.weight.numel()
+    line = (f"{cfg.method}:{cfg.preset} on {model.config.name}, {params:,} parameters "
+            f"({embedding / params:.0%} of them the {model.config.vocab_size:,}-token embedding), "
+            f"{cfg.steps:,} steps")
+    if embedding > params / 2:
+        line += (f"; note: most of this model is its embedding"
+                 + (f" (the tokenizer {cfg.tokenizer})" if cfg.tokenizer else "")
+                 + ": choose a larger --model or a smaller vocabulary to train more than it")
+    return line
 
 
 def _resumed_state(out: RunDir, context: DistContext) -> dict:

@@ -285,7 +285,7 @@ BAD_INPUTS = [
     ("est compare a method twice", lambda t: ["compare", "--scale", "smoke", "--methods", "est,est", "--out", str(t / "out")],
      "--methods est,est names est more than once"),
     ("est quickstart too short for its stages", lambda t: ["quickstart", "--tokens-per-param", "1e-6", "--out", str(t / "out")],
-     "steps are too few for boundaries"),
+     "steps are too few for stage boundaries at 2/15, 7/15, 1 of the run"),
     ("est eval task name that is a path", lambda t: ["eval", str(t), "--task", "../../x/victim=choice:" + _task(t, [
         {"query": "a", "choices": [" b", " c"], "gold": 0}])],
      "the task name '../../x/victim' must be a plain identifier"),

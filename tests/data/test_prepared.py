@@ -241,3 +241,24 @@ def test_a_full_disk_while_preparing_names_the_directory_and_removes_the_partial
     with pytest.raises(PreparedDataError, match=f"no space left on the device writing {tmp_path / 'p'}"):
         prepare(str(corpus), tokenizer_path, tmp_path / "p", progress=False)
     assert not list((tmp_path / "p").glob("*.partial")) and not (tmp_path / "p" / prepared.STATE).exists()
+
+
+def test_files_without_a_suffix_are_taken_with_glob(tokenizer_path, tmp_path, capsys):
+    licences = tmp_path / "licences"
+    licences.mkdir()
+    for i in range(0, 400, 4):  # 100 documents, named as licence texts often are: no suffix
+        (licences / f"LICENSE-{i}").write_text("\n".join(DOCS[i:i + 4]) + "\n")
+    out = tmp_path / "prepared"
+    assert main(["data", "prepare", str(licences), "--tokenizer", str(tokenizer_path),
+                 "--out", str(out), "--no-progress"]) == 2
+    assert "has no text files" in capsys.readouterr().err and not out.exists()
+    assert main(["data", "prepare", str(licences), "--tokenizer", str(tokenizer_path),
+                 "--out", str(out), "--no-progress", "--glob", "LICENSE-*"]) == 0
+    data = load_prepared(out)
+    assert json.loads((out / "meta.json").read_text())["documents"] == 100
+    reference = Tokenizer.from_file(str(tokenizer_path))
+    texts = sorted(_documents(data.train, reference) + _documents(data.val, reference))
+    assert texts == sorted((licences / f"LICENSE-{i}").read_text() for i in range(0, 400, 4))
+    assert main(["data", "prepare", str(licences / "LICENSE-0"), "--tokenizer", str(tokenizer_path),
+                 "--out", str(tmp_path / "other"), "--glob", "*"]) == 2
+    assert "is not a directory" in capsys.readouterr().err

@@ -37,6 +37,17 @@ def test_loss_curves_band_seeds_and_label_stages():
         plotting.loss_curves(runs, x="epoch")
 
 
+def test_curves_that_overlap_keep_distinct_line_styles():
+    # Original and Original at EST's FLOPs share a colour family and lie on each other
+    runs = {"Original": _metrics(0, stages=(1,)), "EST": _metrics(1),
+            "Original at EST's FLOPs": _metrics(0, stages=(1,))}
+    lines = [line for line in plotting.loss_curves(runs, x="flops", y="val").axes[0].get_lines()
+             if line.get_label() in runs]
+    assert len(lines) == 3
+    styles = {(line.get_linestyle(), line.get_marker(), line.get_markerfacecolor()) for line in lines}
+    assert len(styles) == 3
+
+
 def test_one_colour_per_method_whatever_the_figure_panel_or_order():
     ours = pd.DataFrame({"label": ["EST-ONE-STAGE", "EST-TWO-STAGE-C", "EST", "Original"],
                          "flops_saving": [0.36, 0.22, 0.19, 0.0],

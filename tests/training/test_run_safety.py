@@ -224,3 +224,17 @@ def test_a_full_disk_while_checkpointing_is_one_line_naming_the_file(tmp_path, m
     assert load_checkpoint(run / "checkpoint.pt")["step"] == 4  # and the run can resume from it
     monkeypatch.undo()
     assert main([*TRAIN, "--out", str(run), "--resume"]) == 0
+
+
+def test_the_first_line_says_when_the_embedding_is_most_of_the_model(tmp_path, capsys):
+    from est_analysis.models import build_model, get_config
+    from est_analysis.training.loop import run_header
+    config = TrainConfig(scale="smoke", tokenizer="gpt2.tiktoken").resolved()
+    wide = build_model(get_config(config.model).with_vocab(50257))
+    params, embedding = wide.num_params(), wide.wte.weight.numel()
+    line = run_header(config, wide)
+    assert f"{params:,} parameters ({embedding / params:.0%} of them the 50,257-token embedding)" in line
+    assert "most of this model is its embedding (the tokenizer gpt2.tiktoken)" in line
+    assert "most of this model" not in run_header(config, build_model(get_config(config.model).with_vocab(512)))
+    assert main(["train", "--scale", "smoke", "--steps", "5", "--out", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().err.startswith("est:est-gpt2 on gpt2-smoke, ")  # the run's first line
