@@ -6,6 +6,8 @@ from pathlib import Path
 import papermill
 import pytest
 
+pytestmark = pytest.mark.notebooks  # the fast subset leaves them out: -m "not slow and not notebooks"
+
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
 
 

@@ -42,6 +42,7 @@ def _cells(results_dir: Path, scale: str) -> list[tuple[str, str, bool, str, pd.
     earlier cell (the sign test counts only disjoint cells)."""
     cells = []
     ladder = _rows(results_dir, "ladder", scale)
+    ladder = ladder if "rung" in ladder else ladder.iloc[0:0]  # a ladder.csv without runs
     for rung, rows in ladder[ladder["axis"] == "length"].groupby("rung") if not ladder.empty else ():
         cells.append(("length", f"{rows['model'].iloc[0]} @ {rung:g} tok/param", rows))
     for (rung, model), rows in (ladder[ladder["axis"] == "size"].groupby(["rung", "model"])
@@ -240,6 +241,26 @@ def _screen(results_dir: Path, scale: str, margin: float) -> str:
             f"first): {'; '.join(parts)}.{verdicts}")
 
 
+def _finals(results_dir: Path, scale: str, margin: float) -> str:
+    """The screen's best candidates at the ablation's length over seeds: each minus the
+    Original of its own FLOPs, Holm over the finalists, paired TOST, the toolkit's verdict."""
+    rows = _rows(results_dir, "finals", scale)
+    if rows.empty:
+        return ""
+    summary = study_summary(rows, margin)
+    tested = summary[summary["seeds"] > 1]
+    if not tested.empty:
+        summary.loc[tested.index, "p_holm"] = holm(tested["p_paired"])
+        summary.loc[tested.index, "p_tost_holm"] = holm(tested["p_tost"])
+    parts = [f"{line['group']}: {line['diff']:+.3f} (95 % CI {line['diff_low']:+.3f}.."
+             f"{line['diff_high']:+.3f}, {_seeds(line['seeds'])}) at {line['flops_saving']:.1%} "
+             f"fewer FLOPs: **{verdict(line, margin, 'it') if line['seeds'] > 1 else '1 seed: not tested'}**"
+             for _, line in summary.sort_values("diff").iterrows()]
+    return (f"*Finals* (the screen's best at {rows['tokens_per_param'].iloc[0]:g} tokens per "
+            f"parameter, each minus the Original trained for its own FLOPs, Holm over the "
+            f"finalists, equal by paired TOST within ±{margin:g}): {'; '.join(parts)}.")
+
+
 def _control(results_dir: Path, scale: str, margin: float) -> str:
     rows = _rows(results_dir, "control", scale)
     if rows.empty:
@@ -293,7 +314,7 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
                            f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
     margin = equivalence_margin(scale)
     for text in (_components(results_dir, scale, margin), _control(results_dir, scale, margin),
-                 _screen(results_dir, scale, margin)):
+                 _screen(results_dir, scale, margin), _finals(results_dir, scale, margin)):
         if text:
             bullets.append(text)
     return "".join(f"- {b}\n" for b in bullets)

@@ -46,7 +46,7 @@ from est_analysis.stats import aligned, paired, paired_tost, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
 
-STUDIES = ("width", "ablation", "control", "lr", "instability", "schedules")
+STUDIES = ("width", "ablation", "control", "lr", "instability", "schedules", "finals")
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
 MATCHED_VARIANT = "Original at the variant's FLOPs"  # an ablation variant's compute-matched arm
 
@@ -312,9 +312,40 @@ def _schedules(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
                           replace(original, method="est", stages=boundaries, rates=rates))
 
 
+def finalists(scale: str, at: dict, spec: dict, screen: pd.DataFrame) -> list[tuple[str, list[float], list]]:
+    """(name, boundaries as fractions of the run, rates) of the screen's `at["best"]`
+    candidates: the lowest loss minus the Original of their own FLOPs in the screen's rows
+    `screen` (every candidate screened), boundaries scaled from the screen's length."""
+    screened = spec["scales"][scale]["schedules"]
+    candidates = screen_candidates(scale, screened, spec)
+    summary = study_summary(screen) if not screen.empty else pd.DataFrame(columns=["group", "diff"])
+    missing = {name for name, _, _ in candidates} - set(summary["group"])
+    if missing:
+        raise ValueError(f"the finals take the schedule screen's best {at['best']}, but "
+                         f"{len(missing)} of its {len(candidates)} candidates are not screened "
+                         f"yet at {scale}: run `est repro schedules --scale {scale}` first")
+    steps = _base(scale, spec["preset"], 0, screened["tokens_per_param"]).resolved().steps
+    best = summary.sort_values("diff")["group"].head(at["best"]).tolist()
+    return [(name, [b / steps for b in boundaries], rates)
+            for name in best for n, boundaries, rates in candidates if n == name]
+
+
+def _finals(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
+    """Issue #33 section 3's finals: the screen's best candidates at the ablation's length
+    and seeds, each beside an Original trained for its own FLOPs."""
+    screen = read_results(train.workspace.results / "schedules.csv").query("scale == @train.scale") \
+        if (train.workspace.results / "schedules.csv").exists() else pd.DataFrame()
+    chosen = finalists(train.scale, at, spec, screen)
+    for seed in range(at["seeds"]):
+        original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
+        for name, fractions, rates in chosen:
+            yield partial(train.variant, name, original,
+                          replace(original, method="est", stages=fractions, rates=rates))
+
+
 RUNNERS: dict[str, Callable[[_Trainer, dict, dict], Iterator[Cell]]] = {
     "width": _width, "ablation": _ablation, "control": _control, "lr": _lr,
-    "instability": _instability, "schedules": _schedules}
+    "instability": _instability, "schedules": _schedules, "finals": _finals}
 
 
 def planned_runs(study: str, scale: str) -> int:
@@ -332,6 +363,8 @@ def planned_runs(study: str, scale: str) -> int:
         return len(ARMS) + len(at["lrs"])
     if study == "schedules":
         return at["seeds"] * 2 * len(screen_candidates(scale, at, spec))
+    if study == "finals":
+        return at["seeds"] * 2 * at["best"]
     return at["seeds"] * (len(at["lrs"]) + len(spec["schedules"])) * len(ARMS)
 
 
@@ -394,7 +427,7 @@ def study_summary(rows: pd.DataFrame, margin: float | None = None) -> pd.DataFra
                 if versus == "Original":
                     line["share_of_est_gap"] = line["diff"] / gap
                 lines.append(line)
-        elif study == "schedules" and not arm(g, MATCHED_VARIANT).empty:
+        elif study in ("schedules", "finals") and not arm(g, MATCHED_VARIANT).empty:
             candidate = g[g["arm"].str.startswith("EST, ")]
             lines.append({"group": group, "arm": candidate.iloc[0]["arm"], "versus": MATCHED_VARIANT,
                           "flops_saving": candidate["flops_saving"].mean(),

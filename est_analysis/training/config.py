@@ -24,11 +24,12 @@ from est_analysis.schedule import PRESETS, Schedule, parse_boundaries, parse_rat
 from est_analysis.training.lr import LR_SCHEDULES
 from est_analysis.training.optimizer import INACTIVE_MODES
 from est_analysis.training.precision import PRECISIONS
+from est_analysis.training.trackers import LOGGERS
 from est_analysis.training.recipes import SCALES, recipe_for
 
 # fields that may change on resume without changing the numbers
 RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flops",
-                  "tensorboard")
+                  "logger")
 
 
 def option(default: Any, help: str, **cli: Any) -> Any:
@@ -113,8 +114,10 @@ class TrainConfig:
     compile: bool = option(False, "torch.compile each transformer block (a few graphs per "
                            "stage, est_analysis.training.compiled); use the same setting for "
                            "every method you compare", domain=BOOLEAN)
-    tensorboard: bool = option(False, "also write metrics.csv's columns as TensorBoard scalars "
-                               "to RUN/tensorboard (view: tensorboard --logdir RUN)", domain=BOOLEAN)
+    logger: str = option("csv", "where the metrics go besides metrics.csv (always written): "
+                         "tensorboard (RUN/tensorboard), trackio (its local store), wandb "
+                         "(offline, RUN/wandb); nothing reaches a network "
+                         "(est_analysis.training.trackers)", choices=LOGGERS)
     device: str = option("auto", "auto, cpu, cuda, cuda:1, ...")
     threads: int | None = option(None, "torch CPU threads", domain=POSITIVE_INT)
     peak_flops: float | None = option(None, "the device's peak FLOP/s at this precision, for the "
@@ -215,6 +218,9 @@ class TrainConfig:
         export record): a ValueError naming `source` for a non-mapping or an unknown field."""
         if not isinstance(fields, dict):
             raise ValueError(f"{source} must hold a mapping of TrainConfig fields")
+        if "tensorboard" in fields:  # written before --logger replaced --tensorboard
+            fields = {k: v for k, v in fields.items() if k != "tensorboard"} | (
+                {"logger": "tensorboard"} if fields["tensorboard"] else {})
         valid = {f.name for f in dataclasses.fields(TrainConfig)}
         unknown = set(fields) - valid
         if unknown:

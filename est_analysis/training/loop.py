@@ -41,6 +41,7 @@ from est_analysis.training.memory import (check_memory, is_out_of_memory, out_of
 from est_analysis.training.distributed import DistContext, init_from_env, shutdown
 from est_analysis.training.index_generator import IndexGenerator
 from est_analysis.training.lr import lr_at
+from est_analysis.training.trackers import open_tracker
 from est_analysis.training.metrics import MetricsLog
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 from est_analysis.training.precision import autocast, grad_scaler, resolved_precision
@@ -353,8 +354,8 @@ def _open_log(run: Run, context: DistContext) -> MetricsLog:
          "boundaries": list(schedule.boundaries), "rates": [list(r) for r in schedule.rates],
          "world_size": context.world_size, "config_history": run.history,
          **({"init_used": run.init_used} if run.init_used else {})}, sort_keys=False))
-    log = MetricsLog(run.out.metrics, keep_steps_before=run.step,
-                     tensorboard_dir=run.out.tensorboard if run.cfg.tensorboard else None)
+    tracker = open_tracker(run.cfg.logger, run.out.path, dataclasses.asdict(run.cfg), run.step)
+    log = MetricsLog(run.out.metrics, keep_steps_before=run.step, tracker=tracker)
     run.val_loss = log.last_val_loss
     return log
 

@@ -1,6 +1,7 @@
 """`metrics.csv`: one row per training step, flushed as it is written. On resume the rows of
 steps after the checkpoint, and any row torn by a crash mid-write, are dropped (atomically) so
-that the file matches an uninterrupted run. `--tensorboard` writes the same rows as TensorBoard scalars too."""
+that the file matches an uninterrupted run. `--logger` sends the same rows to a tracker too
+(`trackers`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import io
 from pathlib import Path
 
 from est_analysis.io import atomic_write_text, disk_full
-from est_analysis.training.tensorboard import TensorBoardLog
+from est_analysis.training.trackers import Tracker
 
 COLUMNS = ("step", "stage", "p_H", "p_M", "p_L", "tokens", "step_flops", "cum_flops", "lr",
            "train_loss", "val_loss", "step_s", "wall_s", "tokens_per_s", "mfu")
@@ -27,10 +28,9 @@ X_AXES = {"step": ("step", "step"), "tokens": ("tokens", "tokens seen"),
 
 class MetricsLog:
     def __init__(self, path: str | Path, keep_steps_before: int = 0,
-                 tensorboard_dir: str | Path | None = None) -> None:
+                 tracker: Tracker | None = None) -> None:
         self.path = Path(path)
-        self._tensorboard = (TensorBoardLog(tensorboard_dir, keep_steps_before)
-                             if tensorboard_dir is not None else None)
+        self._tracker = tracker
         kept = []
         if keep_steps_before > 0 and self.path.exists():
             kept = [r for r in _read_rows(self.path) if int(r["step"]) < keep_steps_before]
@@ -54,13 +54,13 @@ class MetricsLog:
                 raise
             raise disk_full(self.path, "a torn last row is dropped when the run is resumed "
                             "(est train --out RUN --resume)") from None
-        if self._tensorboard is not None:
-            self._tensorboard.write(row)
+        if self._tracker is not None:
+            self._tracker.write(row)
 
     def close(self) -> None:
         self._file.close()
-        if self._tensorboard is not None:
-            self._tensorboard.close()
+        if self._tracker is not None:
+            self._tracker.close()
 
 
 OPTIONAL = ("val_loss", "mfu")  # empty where the step was not validated / the peak is unknown

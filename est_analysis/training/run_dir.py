@@ -50,6 +50,7 @@ class RunDir:
     provenance = property(lambda self: self.path / "provenance.json")
     snapshot_dir = property(lambda self: self.path / "snapshots")
     tensorboard = property(lambda self: self.path / "tensorboard")
+    wandb = property(lambda self: self.path / "wandb")
     figures = property(lambda self: self.path / "figures")
 
     def diagnostics(self, name: str) -> Path:
@@ -141,7 +142,7 @@ class RunDir:
         for path in self.own_files():
             if is_regular_file(path):
                 path.unlink()
-        for directory in (self.snapshot_dir, self.tensorboard):
+        for directory in (self.snapshot_dir, self.tensorboard, self.wandb):
             if directory.is_dir() and not directory.is_symlink():
                 shutil.rmtree(directory)
 
@@ -172,7 +173,8 @@ class FreshStart:
 
     def __init__(self, run: RunDir) -> None:
         clashes = [p.name for p in (run.config, run.summary, run.previous_checkpoint,
-                                    run.damaged_checkpoint, run.snapshot_dir, run.tensorboard)
+                                    run.damaged_checkpoint, run.snapshot_dir, run.tensorboard,
+                                    run.wandb)
                    if os.path.lexists(p)]
         if clashes:
             raise RunDirError(f"{run.path} already holds {', '.join(clashes)}, which a new run "
@@ -182,7 +184,7 @@ class FreshStart:
             self.dirs.append(path)
             path = path.parent
         self.files = [p for p in run.own_files() if not os.path.lexists(p)]
-        self.trees = [run.snapshot_dir, run.tensorboard]
+        self.trees = [run.snapshot_dir, run.tensorboard, run.wandb]
 
     def undo(self) -> None:
         for path in self.files:

@@ -194,3 +194,16 @@ def test_the_schedule_screen_trains_searched_candidates_beside_their_own_origina
         est, matched = g.loc[line["arm"]], g.loc["Original at the variant's FLOPs"]
         full = est["steps"] * matched["total_flops"] / matched["steps"]
         assert line["flops_saving"] == pytest.approx(1 - est["total_flops"] / full) and line["flops_saving"] > 0.1
+    # the finals: the screen's best candidate (lowest minus its own Original), longer, 2 seeds
+    best = summary.sort_values("diff").iloc[0]
+    finals = study("finals", workspace)
+    assert set(finals["group"]) == {best["group"]} and sorted(set(finals["seed"])) == [0, 1]
+    screened = rows[rows["arm"] == best["arm"]].iloc[0]
+    final = finals[finals["arm"] == best["arm"]]
+    assert (final["rates"] == screened["rates"]).all() and (final["steps"] > screened["steps"]).all()
+    assert len(finals) == 4 and "p_tost" in study_summary(finals)
+
+
+def test_the_finals_wait_for_the_screen(workspace, capsys):
+    assert main(["repro", "finals", "--scale", "smoke", "--no-progress"]) == 2
+    assert "run `est repro schedules --scale smoke` first" in capsys.readouterr().err
