@@ -28,7 +28,6 @@ from est_analysis.repro.conclusions import committed_cell, stated
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, hessian_trace
-from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir, TrainConfig
 
 TOKENS_PER_PARAM = 64
@@ -136,12 +135,10 @@ def committed_result(tokens_per_param: float = TOKENS_PER_PARAM) -> pd.Series | 
     """The committed multi-seed result at this length (the ladder's cell in
     `conclusions.matched_cells`, read from the checkout's paper_repro/results), or None outside
     a checkout or at a length the ladder did not run."""
-    if not (find_workspace().results / "ladder.csv").exists():
-        return None
     return committed_cell(f"{MODEL} @ {tokens_per_param:g} tok/param")
 
 
-def verdict(table: pd.DataFrame, committed: dict | None) -> str:
+def verdict(table: pd.DataFrame, committed: pd.Series | None) -> str:
     """What the table shows, in plain sentences, and what one seed cannot show."""
     original, est, matched = (table.iloc[i] for i in range(3))
     gap = est["gap_to_matched"]

@@ -189,13 +189,14 @@ def summary_markdown(scale: str, results_dir: Path | None = None) -> str:
         sections.append(f"**{title}** (`results/{table}.csv`): {training_length(rows)}; "
                         f"{provenance(rows)}.\n\n{loss_table(table, rows)}")
     ladder = results_at(results_dir / "ladder_summary.csv", scale)
+    cells = matched_cells(scale, results_dir) if not ladder.empty else None
     for axis, title in (("length", "Ladder, length axis"), ("size", "Ladder, size axis")):
         if not ladder.empty and (ladder["axis"] == axis).any():
             runs = results_at(results_dir / "ladder.csv", scale)
             sections.append(f"**{title}** (`results/ladder_summary.csv`; intervals paired by seed "
                             f"with Welch's p beside, bootstrap "
                             f"interval for the saving; {provenance(runs[runs['axis'] == axis])})"
-                            f":\n\n{ladder_table(ladder, axis, matched_cells(scale, results_dir))}")
+                            f":\n\n{ladder_table(ladder, axis, cells)}")
     for study, title in STUDY_TITLES.items():
         rows = results_at(results_dir / f"{study}.csv", scale)
         if rows.empty:

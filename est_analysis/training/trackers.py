@@ -64,16 +64,8 @@ class TensorBoardLog:
         self._writer.close()
 
 
-class TrackioLog:
-    def __init__(self, run_dir: Path, config: dict, keep_steps_before: int) -> None:
-        try:
-            import trackio
-        except ImportError:
-            raise _missing("trackio") from None
-        self._trackio = trackio
-        self._run = trackio.init(project="est", name=_run_name(run_dir), config=config,
-                                 resume="allow" if keep_steps_before else "never",
-                                 auto_log_cpu=False, auto_log_gpu=False)
+class _RunLog:
+    """A tracker whose run object takes `log(values, step=...)` and `finish()` (trackio, W&B)."""
 
     def write(self, row: dict) -> None:
         self._run.log(_scalars(row), step=row["step"])
@@ -82,7 +74,18 @@ class TrackioLog:
         self._run.finish()
 
 
-class WandbLog:
+class TrackioLog(_RunLog):
+    def __init__(self, run_dir: Path, config: dict, keep_steps_before: int) -> None:
+        try:
+            import trackio
+        except ImportError:
+            raise _missing("trackio") from None
+        self._run = trackio.init(project="est", name=_run_name(run_dir), config=config,
+                                 resume="allow" if keep_steps_before else "never",
+                                 auto_log_cpu=False, auto_log_gpu=False)
+
+
+class WandbLog(_RunLog):
     def __init__(self, run_dir: Path, config: dict, keep_steps_before: int) -> None:
         try:
             import wandb
@@ -94,12 +97,6 @@ class WandbLog:
         self._run = wandb.init(mode="offline", dir=str(run_dir), project="est",
                                name=_run_name(run_dir), id=_run_id(run_dir), config=config,
                                resume="allow" if keep_steps_before else None)
-
-    def write(self, row: dict) -> None:
-        self._run.log(_scalars(row), step=row["step"])
-
-    def close(self) -> None:
-        self._run.finish()
 
 
 def _run_name(run_dir: Path) -> str:
