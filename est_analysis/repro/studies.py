@@ -41,7 +41,7 @@ from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, read_results, run_length, upsert_rows
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.data import load_corpus
-from est_analysis.schedule import PRESETS
+from est_analysis.schedule import PRESETS, Schedule
 from est_analysis.stats import aligned, paired, paired_tost, welch
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
@@ -279,10 +279,12 @@ def _instability(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     yield cell
 
 
-def screen_candidates(scale: str, at: dict, spec: dict) -> list[tuple[str, list[int], list]]:
-    """(name, boundaries in steps, rates) of the schedules the screen trains: for each search
-    in `at["searches"]`, the `per_saving` schedules `cost.search_schedules` ranks first at
-    each target saving, sampling only the search's components (duplicates once)."""
+def screen_candidates(scale: str, at: dict, spec: dict) -> list[tuple[str, list[int], list, dict]]:
+    """(name, boundaries in steps, rates, further config fields) of the schedules the screen
+    trains: for each search in `at["searches"]`, the `per_saving` schedules
+    `cost.search_schedules` ranks first at each target saving, sampling only the search's
+    components (duplicates once); then each of `at["adaptive"]`'s schedules under each of its
+    switch thresholds (`--switch-slope`: its boundaries are the latest each stage may end)."""
     original = _base(scale, spec["preset"], 0, at["tokens_per_param"])
     steps, model = original.resolved().steps, get_config(original.resolved().model)
     found, seen = [], set()
@@ -296,38 +298,50 @@ def screen_candidates(scale: str, at: dict, spec: dict) -> list[tuple[str, list[
                 key = (tuple(row.boundaries), tuple(row.rates))
                 if key not in seen:
                     seen.add(key)
-                    rates = "/".join(",".join(f"{p:g}" for p in r) for r in row.rates)
-                    name = f"{rates} to step {','.join(map(str, row.boundaries[:-1]))} ({row.saving:.1%} predicted)"
-                    found.append((name, list(row.boundaries), [list(r) for r in row.rates]))
+                    name = f"{_rates_text(row.rates)} to step {','.join(map(str, row.boundaries[:-1]))} ({row.saving:.1%} predicted)"
+                    found.append((name, list(row.boundaries), [list(r) for r in row.rates], {}))
+    for adaptive in at.get("adaptive", []):
+        boundaries = list(Schedule.from_fractions(adaptive["stages"], adaptive["rates"], steps).boundaries)
+        for slope in adaptive["switch_slope"]:
+            name = (f"{_rates_text(adaptive['rates'])} switched at slope < {slope:g} of the "
+                    f"stage's first, by step {','.join(map(str, boundaries[:-1]))} at the latest")
+            found.append((name, boundaries, adaptive["rates"], {"switch_slope": slope}))
     return found
+
+
+def _rates_text(rates: list) -> str:
+    return "/".join(",".join(f"{p:g}" for p in r) for r in rates)
 
 
 def _schedules(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     """The screen of issue #33 section 3: schedules found by the cost search, sampling only
-    what the mechanism study allows, each trained beside an Original for its own FLOPs."""
+    what the mechanism study allows, and adaptive ones, each trained beside an Original for its
+    own FLOPs."""
     for seed in range(at["seeds"]):
         original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
-        for name, boundaries, rates in screen_candidates(train.scale, at, spec):
+        for name, boundaries, rates, fields in screen_candidates(train.scale, at, spec):
             yield partial(train.variant, name, original,
-                          replace(original, method="est", stages=boundaries, rates=rates))
+                          replace(original, method="est", stages=boundaries, rates=rates, **fields))
 
 
-def finalists(scale: str, at: dict, spec: dict, screen: pd.DataFrame) -> list[tuple[str, list[float], list]]:
-    """(name, boundaries as fractions of the run, rates) of the screen's `at["best"]`
-    candidates: the lowest loss minus the Original of their own FLOPs in the screen's rows
-    `screen` (every candidate screened), boundaries scaled from the screen's length."""
+def finalists(scale: str, at: dict, spec: dict, screen: pd.DataFrame
+              ) -> list[tuple[str, list[float], list, dict]]:
+    """(name, boundaries as fractions of the run, rates, further config fields) of the screen's
+    `at["best"]` candidates: the lowest loss minus the Original of their own FLOPs in the
+    screen's rows `screen` (every candidate screened), boundaries scaled from the screen's
+    length."""
     screened = spec["scales"][scale]["schedules"]
     candidates = screen_candidates(scale, screened, spec)
     summary = study_summary(screen) if not screen.empty else pd.DataFrame(columns=["group", "diff"])
-    missing = {name for name, _, _ in candidates} - set(summary["group"])
+    missing = {name for name, _, _, _ in candidates} - set(summary["group"])
     if missing:
         raise ValueError(f"the finals take the schedule screen's best {at['best']}, but "
                          f"{len(missing)} of its {len(candidates)} candidates are not screened "
                          f"yet at {scale}: run `est repro schedules --scale {scale}` first")
     steps = _base(scale, spec["preset"], 0, screened["tokens_per_param"]).resolved().steps
     best = summary.sort_values("diff")["group"].head(at["best"]).tolist()
-    return [(name, [b / steps for b in boundaries], rates)
-            for name in best for n, boundaries, rates in candidates if n == name]
+    return [(name, [b / steps for b in boundaries], rates, fields)
+            for name in best for n, boundaries, rates, fields in candidates if n == name]
 
 
 def _finals(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
@@ -338,9 +352,9 @@ def _finals(train: _Trainer, at: dict, spec: dict) -> Iterator[Cell]:
     chosen = finalists(train.scale, at, spec, screen)
     for seed in range(at["seeds"]):
         original = _base(train.scale, spec["preset"], seed, at["tokens_per_param"])
-        for name, fractions, rates in chosen:
+        for name, fractions, rates, fields in chosen:
             yield partial(train.variant, name, original,
-                          replace(original, method="est", stages=fractions, rates=rates))
+                          replace(original, method="est", stages=fractions, rates=rates, **fields))
 
 
 RUNNERS: dict[str, Callable[[_Trainer, dict, dict], Iterator[Cell]]] = {

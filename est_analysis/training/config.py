@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 
 from est_analysis.data import TokenData, load_data
-from est_analysis.domains import (BOOLEAN, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, POSITIVE,
-                                  POSITIVE_INT, POSITIVE_OR_INF, PROBABILITY, UNIT, FINITE,
+from est_analysis.domains import (BOOLEAN, FRACTION, NONNEGATIVE, NONNEGATIVE_INT, OPEN_UNIT,
+                                  POSITIVE, POSITIVE_INT, POSITIVE_OR_INF, PROBABILITY, UNIT, FINITE,
                                   check_fields)
 from est_analysis.methods import METHODS, SubnetPolicy, build_policy
 from est_analysis.model_config import ModelConfig
@@ -26,6 +26,7 @@ from est_analysis.training.optimizer import INACTIVE_MODES
 from est_analysis.training.precision import PRECISIONS
 from est_analysis.training.trackers import LOGGERS
 from est_analysis.training.recipes import SCALES, recipe_for
+from est_analysis.training.switch import SlopeSwitch
 
 # fields that may change on resume without changing the numbers
 RUNTIME_FIELDS = ("device", "threads", "ckpt_every", "snapshot_every", "peak_flops",
@@ -57,6 +58,13 @@ class TrainConfig:
     method: str = option("est", "est, original (the full model), or a baseline: staged (Staged "
                          "Training), msg (Masked Structural Growth), raptr (random path "
                          "training), layer-drop (progressive layer dropping)", choices=METHODS)
+    switch_slope: float | None = option(None, "est: end each sampled stage early, once its "
+                                        "training-loss slope per FLOP stays below this share of "
+                                        "the slope it began with; the schedule's boundaries are "
+                                        "then the latest each stage may end "
+                                        "(est_analysis.training.switch)", domain=OPEN_UNIT)
+    switch_window: int | None = option(None, "steps per loss window of --switch-slope "
+                                       "(default: 1/50 of the run, at least 10)", domain=POSITIVE_INT)
     method_options: dict | None = option(None, "a method's own setting, repeatable: est "
                                          "neuron_scaling=inverted|update|classic; raptr "
                                          "fixed=first,last|first|last|none, scale=none|inverse; "
@@ -151,6 +159,11 @@ class TrainConfig:
         if self.method_options is not None and not isinstance(self.method_options, dict):
             raise ValueError(f"method_options={self.method_options!r} must be a mapping of "
                              "option names to values")
+        if self.switch_slope is not None and self.method != "est":
+            raise ValueError(f"switch_slope={self.switch_slope} switches EST's stages; method "
+                             f"{self.method!r} has none to switch (leave --switch-slope out)")
+        if self.switch_window is not None and self.switch_slope is None:
+            raise ValueError("switch_window sets the window of --switch-slope; give both")
         if self.data is not None and (self.tokenizer is not None or self.corpus != "shakespeare"):
             raise ValueError("--data names prepared tokens; it goes without --corpus and "
                              "--tokenizer (prepare the corpus with `est data prepare` instead)")
@@ -178,6 +191,12 @@ class TrainConfig:
         if self.stages is not None:
             return Schedule.custom(self.stages, [tuple(r) for r in self.rates], self.steps)
         return Schedule.preset(self.preset, self.steps)
+
+    def stage_switch(self) -> SlopeSwitch | None:
+        """The adaptive stage switch of `switch_slope` (resolved config), if it is set."""
+        if self.switch_slope is None:
+            return None
+        return SlopeSwitch(self.switch_slope, self.switch_window or max(10, self.steps // 50))
 
     def policy(self, model_config: ModelConfig) -> SubnetPolicy:
         """The method's policy for this run: EST follows the preset or custom schedule, RAPTR a

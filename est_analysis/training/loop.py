@@ -29,6 +29,7 @@ from est_analysis.io import atomic_write_text, check_writable_dir, exclusive_loc
 from est_analysis.loss import Batch, batch_loss, evaluate, token_loss
 from est_analysis.methods import SubnetPolicy
 from est_analysis.models import Decoder, build_model, get_config
+from est_analysis.schedule import Schedule
 from est_analysis.seeding import derived_seed
 from est_analysis.subnet import Subnet
 from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
@@ -46,6 +47,7 @@ from est_analysis.training.metrics import MetricsLog
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 from est_analysis.training.precision import autocast, grad_scaler, resolved_precision
 from est_analysis.training.run_dir import FreshStart, RunDir
+from est_analysis.training.switch import SlopeSwitch
 from est_analysis.training.throughput import device_peak_flops, mfu, tokens_per_s
 
 INIT_SALT = 2  # separates the initialisation from the other draws seeded by the run's seed
@@ -82,6 +84,7 @@ class Run:
     history: list[dict] = dataclasses.field(default_factory=list)  # settings changed on resume
     checkpoint_step: int | None = None  # step of checkpoint.pt, None before the first
     init_used: dict | None = None  # the weights --init started from (initialise_from)
+    switch: SlopeSwitch | None = None  # --switch-slope's adaptive stage switch
 
     @property
     def inactive_mode(self) -> str:
@@ -176,7 +179,8 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
     precision = resolved_precision(cfg.precision, context.device)
     peak = cfg.peak_flops or device_peak_flops(context.device, precision)
     run = Run(cfg, out, data, policy, model, optimizer, grad_scaler(precision, context.device), peak,
-              history=history, checkpoint_step=start if state else None)
+              history=history, checkpoint_step=start if state else None,
+              switch=cfg.stage_switch())
     if state is None and cfg.init is not None:
         check_initialisable(policy.config, policy.model_config_at(0))
         run.init_used = initialise_from(cfg.init, model, data)
@@ -191,6 +195,9 @@ def _start(cfg: TrainConfig, out: RunDir, resume: bool, context: DistContext,
         run.step, run.wall_s, run.cum_flops = state["step"], state["wall_s"], state["cum_flops"]
         run.cpu_s = state.get("cpu_s", math.nan)  # unknown for checkpoints written before it
         torch.set_rng_state(state["rng_cpu"])
+        if run.switch is not None:  # where it stood, and the stage ends it already moved
+            run.switch = SlopeSwitch.from_state(state["switch"])
+            policy.schedule = Schedule(tuple(state["boundaries"]), policy.schedule.rates)
     return run
 
 
@@ -235,7 +242,8 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
         _save_snapshot(run, 0)
     bar = tqdm(range(run.step, cfg.steps), initial=run.step, total=cfg.steps, disable=not progress,
                desc=f"{cfg.method}:{cfg.preset}", unit="step", dynamic_ncols=True)
-    with IndexGenerator(run.policy, run.step, cfg.steps, device=context.device) as subnets:
+    subnets = IndexGenerator(run.policy, run.step, cfg.steps, device=context.device)
+    try:
         for step in bar:
             t0, c0 = time.perf_counter(), time.process_time()
             grown = run.policy.grow(step, run.model, run.optimizer)
@@ -250,6 +258,11 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
             flops = cfg.grad_accum * step_flops(run.model.config, subnet, cfg.batch_size, cfg.seq_len)
             run.cum_flops += flops
             run.step = step + 1
+            if run.switch and (switched := run.switch.observe(run.policy.schedule, step, train_loss, flops)):
+                run.policy.schedule = switched  # the subnets drawn ahead were the old stage's
+                subnets.close()
+                subnets = IndexGenerator(run.policy, step + 1, cfg.steps, device=context.device)
+                to_eval = eval_steps(cfg, switched.boundaries)
             if not context.is_main:
                 continue
             row = _metrics_row(run, step, flops, lr, train_loss, step_s)
@@ -260,6 +273,8 @@ def _loop(run: Run, context: DistContext, progress: bool) -> None:
             bar.set_postfix(stage=row["stage"], loss=f"{train_loss:.3f}", val=f"{run.val_loss:.3f}",
                             tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
             _save_progress(run)
+    finally:
+        subnets.close()
     if log is not None:
         log.close()
 
@@ -386,6 +401,8 @@ def _save_progress(run: Run) -> None:
             "step": done, "wall_s": run.wall_s, "cpu_s": run.cpu_s, "cum_flops": run.cum_flops,
             "config": dataclasses.asdict(cfg), "config_history": run.history,
             "init_used": run.init_used,
+            "boundaries": list(run.policy.schedule.boundaries),
+            "switch": run.switch.state_dict() if run.switch else None,
             "data_fingerprint": run.data.fingerprint,
             "rng_cpu": torch.get_rng_state(), "scaler": run.scaler.state_dict()},
             keep_previous=None if last else out.previous_checkpoint)
@@ -413,7 +430,8 @@ def _write_summary(run: Run, context: DistContext) -> None:
                "device": str(context.device), "world_size": context.world_size,
                "precision": resolved_precision(cfg.precision, context.device),
                "tokens_per_s": tokens_per_s(run.step * tokens_per_step, run.wall_s),
-               "mfu": mfu(run.cum_flops, run.wall_s, run.peak_flops), "peak_flops": run.peak_flops}
+               "mfu": mfu(run.cum_flops, run.wall_s, run.peak_flops), "peak_flops": run.peak_flops,
+               "boundaries": list(run.policy.schedule.boundaries)}
     atomic_write_text(run.out.summary, json.dumps(summary, indent=2))
 
 
