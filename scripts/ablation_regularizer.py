@@ -26,8 +26,9 @@ from est_analysis.training import load_run
 KINDS = {"heads": (0.5, 1.0, 1.0), "neurons": (1.0, 0.5, 1.0), "layers": (1.0, 1.0, 0.5)}
 
 
-def snapshot_at_stage2_end(run_dir: Path, step: int) -> Path | None:
-    path = run_dir / "snapshots" / f"step_{step:07d}.pt"
+def snapshot_at_stage2_end(run_dir: Path, last_step: int) -> Path | None:
+    """The snapshot after stage 2's last (0-based) step, `last_step`."""
+    path = run_dir / "snapshots" / f"step_{last_step + 1:07d}.pt"
     return path if path.exists() else None
 
 
