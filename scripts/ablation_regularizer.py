@@ -48,15 +48,15 @@ def main() -> None:
                  for root in args.roots] if row.stage2_end_step == row.stage2_end_step else []
         snapshot = next((s for s in found if s is not None), None)
         if snapshot is None:
-            rows.append({"group": row.group, "seed": row.seed, "run_dir": row.run_dir,
-                         "status": "missing: run directory not kept"})
+            rows.append({"scale": row.scale, "group": row.group, "seed": row.seed,
+                         "run_dir": row.run_dir, "status": "missing: run directory not kept"})
             continue
         run = load_run(snapshot)
         table = regularizer_table(run.model, run.batches("val", args.batches), list(KINDS.values()),
                                   args.samples, second_order=False, seed=0)
         for kind, r in zip(KINDS, table.itertuples()):
-            rows.append({"group": row.group, "seed": row.seed, "run_dir": row.run_dir,
-                         "status": "measured", "step": run.step, "kind": kind,
+            rows.append({"scale": row.scale, "group": row.group, "seed": row.seed,
+                         "run_dir": row.run_dir, "status": "measured", "step": run.step, "kind": kind,
                          "full_loss": r.full_loss, "R": r.R_mc, "R_stderr": r.R_mc_stderr,
                          "samples": r.samples, "measured_at_commit": commit,
                          "machine": host})
