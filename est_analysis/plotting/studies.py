@@ -89,15 +89,24 @@ def instability_curves(ax: plt.Axes, curves: pd.DataFrame) -> None:
     control_curves(ax, curves, "validation every few steps")
 
 
-def screen(ax: plt.Axes, summary: pd.DataFrame) -> None:
-    """The schedule screen: each candidate minus the Original of its own FLOPs against the FLOPs
-    it saved (`studies.study_summary` of the schedules study; hollow: one seed)."""
-    _interval(ax, summary["flops_saving"], summary["diff"], summary["diff_low"],
-              summary["diff_high"], fmt="o", color=color_for("EST"))
+def screen(ax: plt.Axes, summary: pd.DataFrame, finals: pd.DataFrame | None = None) -> None:
+    """The schedule screen and its finals: each candidate minus the Original of its own FLOPs
+    against the FLOPs it saved (`studies.study_summary` of the schedules and finals studies;
+    hollow: the screen's one seed, triangles its adaptive switches; filled: the finals)."""
+    adaptive = summary["group"].str.contains("switched")
+    for part, marker, label in ((summary[~adaptive], "o", "screen, cost search"),
+                                (summary[adaptive], "^", "screen, adaptive switch")):
+        _interval(ax, part["flops_saving"], part["diff"], part["diff_low"], part["diff_high"],
+                  fmt=marker, color=color_for("EST"), label=label)
+    if finals is not None and not finals.empty:
+        _interval(ax, finals["flops_saving"], finals["diff"], finals["diff_low"],
+                  finals["diff_high"], fmt="s", color=color_for("Original"),
+                  label=f"finals ({int(finals['seeds'].max())} seeds, longer)")
     ax.axhline(0, color="black", lw=0.8)
     ax.set_xlabel("FLOPs saved against the full Original (measured)")
     ax.set_ylabel("minus the Original of its own FLOPs")
-    ax.set_title("schedule screen (no neuron sampling)")
+    ax.set_title("schedules without neuron sampling")
+    ax.legend(fontsize=7)
 
 
 def lr_sweep(ax: plt.Axes, rows: pd.DataFrame) -> None:
@@ -123,7 +132,8 @@ def lr_sweep(ax: plt.Axes, rows: pd.DataFrame) -> None:
 def studies_figure(cells: pd.DataFrame, ablation: pd.DataFrame, ablation_reference: pd.DataFrame,
                    curves: pd.DataFrame, lr_rows: pd.DataFrame,
                    instability: pd.DataFrame | None = None,
-                   schedules: pd.DataFrame | None = None) -> plt.Figure:
+                   schedules: pd.DataFrame | None = None,
+                   finals: pd.DataFrame | None = None) -> plt.Figure:
     """The panels side by side; a study without rows says so in its panel."""
     fig, axes = new_figure(6, width=4.6, layout="constrained")
     panels = ((gap_by_steps, (cells,)), (ablation_bars, (ablation, ablation_reference)),
@@ -133,5 +143,5 @@ def studies_figure(cells: pd.DataFrame, ablation: pd.DataFrame, ablation_referen
         if any(frame is None or frame.empty for frame in data):
             ax.text(0.5, 0.5, "not measured yet", transform=ax.transAxes, ha="center")
             continue
-        draw(ax, *data)
+        draw(ax, *data, **({"finals": finals} if draw is screen else {}))
     return fig

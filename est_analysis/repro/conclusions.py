@@ -22,9 +22,9 @@ from est_analysis.plotting.style import save
 from est_analysis.plotting.studies import studies_figure
 from est_analysis.repro.experiments import equivalence_margin
 from est_analysis.repro.runner import results_at
-from est_analysis.repro.studies import MATCHED_VARIANT, compare_arms, study_summary
+from est_analysis.repro.studies import MATCHED_VARIANT, compare_arms, load_study, study_summary
 from est_analysis.repro.workspace import find_workspace
-from est_analysis.stats import aligned, holm, paired, paired_tost
+from est_analysis.stats import aligned, holm, paired, paired_tost, welch
 
 MATCHED = "Original at EST's FLOPs"
 
@@ -237,8 +237,9 @@ def _screen(results_dir: Path, scale: str, margin: float) -> str:
         verdicts = " Verdicts (Holm over the schedules): " + "; ".join(
             f"{line['group']}: **{verdict(line, margin, 'it')}**" for _, line in tested.iterrows()) + "."
     return (f"*A schedule that saves compute* (the screen: candidates of the cost search that "
-            f"leave MLP neurons alone, each minus the Original trained for its own FLOPs, best "
-            f"first): {'; '.join(parts)}.{verdicts}")
+            f"leave MLP neurons alone, and adaptive switches (`--switch-slope`) of such schedules, "
+            f"whose saving is what the rule left; each minus the Original trained for its own "
+            f"FLOPs, best first): {'; '.join(parts)}.{verdicts}")
 
 
 def _finals(results_dir: Path, scale: str, margin: float) -> str:
@@ -256,9 +257,37 @@ def _finals(results_dir: Path, scale: str, margin: float) -> str:
              f"{line['diff_high']:+.3f}, {_seeds(line['seeds'])}) at {line['flops_saving']:.1%} "
              f"fewer FLOPs: **{verdict(line, margin, 'it') if line['seeds'] > 1 else '1 seed: not tested'}**"
              for _, line in summary.sort_values("diff").iterrows()]
-    return (f"*Finals* (the screen's best at {rows['tokens_per_param'].iloc[0]:g} tokens per "
-            f"parameter, each minus the Original trained for its own FLOPs, Holm over the "
-            f"finalists, equal by paired TOST within ±{margin:g}): {'; '.join(parts)}.")
+    return (f"*Finals* (the screen's best at {rows['tokens_per_param'].iloc[0]:.0f} tokens per "
+            f"parameter, their boundaries scaled from the screen's steps; each minus the Original "
+            f"trained for its own FLOPs, Holm over the finalists, equal by paired TOST within "
+            f"±{margin:g}): {'; '.join(parts)}."
+            + (" They were chosen among the cost search's candidates only: the adaptive ones "
+               "were screened after the finals ran, and have none."
+               if load_study("finals", scale)[0].get("among") == "searched" else ""))
+
+
+def _regularizer(results_dir: Path, scale: str) -> str:
+    """R per module kind at the end of stage 2 (scripts/ablation_regularizer.py): each arm's
+    mean R by kind, and the contrast of the two equal-FLOPs arms, neurons against heads sampled
+    in stages 1-2, each at the kind it samples (Welch over seeds)."""
+    rows = _rows(results_dir, "ablation_regularizer", scale)
+    rows = rows[(rows.get("status") == "measured") & ~rows["group"].str.contains("classic")] \
+        if not rows.empty else rows
+    if rows.empty:
+        return ""
+    means = rows.groupby(["group", "kind"], sort=False)["R"].agg(["mean", "size"])
+    parts = [f"{group}: " + ", ".join(f"{kind} {line['mean']:.3f}" for kind, line in g.droplevel(0).iterrows())
+             + f" ({_seeds(int(g['size'].iloc[0]))})" for group, g in means.groupby(level=0, sort=False)]
+    pick = lambda group, kind: rows.query("group == @group and kind == @kind")["R"]  # noqa: E731
+    contrast = welch(pick("neurons (stages 1-2)", "neurons"), pick("heads (stages 1-2)", "heads"))
+    return (f"*Regularizer at the end of stage 2* (R = E[L_subnet] - L_full with one kind "
+            f"sampled alone at p = 0.5, 32 subnets on 4 validation batches; the classic-scaling "
+            f"arm is left out, its full model needs the p factor): {'; '.join(parts)}. Sampling "
+            f"neurons leaves a larger R on its own kind than sampling heads does on theirs: "
+            f"{contrast.estimate:+.3f} (95 % CI {contrast.low:+.3f}..{contrast.high:+.3f}, Welch "
+            f"p {contrast.p:.2g}). That alone does not make R the cause of the gap: neurons (stages "
+            f"1-2) carries the larger R and is not distinguishable from its Original, and the runs "
+            f"kept do not cover every arm's seeds.")
 
 
 def _control(results_dir: Path, scale: str, margin: float) -> str:
@@ -313,7 +342,8 @@ def conclusions_markdown(scale: str = "regime", results_dir: Path | None = None)
             bullets.append(f"*Closest:* {_cell_text(smallest)}, 95 % CI {smallest['diff_low']:+.3f}.."
                            f"{smallest['diff_high']:+.3f}: {smallest['verdict']}.")
     margin = equivalence_margin(scale)
-    for text in (_components(results_dir, scale, margin), _control(results_dir, scale, margin),
+    for text in (_components(results_dir, scale, margin), _regularizer(results_dir, scale),
+                 _control(results_dir, scale, margin),
                  _screen(results_dir, scale, margin), _finals(results_dir, scale, margin)):
         if text:
             bullets.append(text)
@@ -331,9 +361,10 @@ def report_studies(scale: str = "regime", results_dir: Path | None = None,
     ablation = _rows(results_dir, "ablation", scale)
     summary = study_summary(ablation) if not ablation.empty else None
     reference = _est_gap(ablation) if not ablation.empty else None
-    schedules = _rows(results_dir, "schedules", scale)
+    schedules, finals = _rows(results_dir, "schedules", scale), _rows(results_dir, "finals", scale)
     figure = studies_figure(cells, summary, reference, _rows(results_dir, "control_curves", scale),
                             _rows(results_dir, "lr", scale),
                             _rows(results_dir, "instability_curves", scale),
-                            study_summary(schedules) if not schedules.empty else None)
+                            study_summary(schedules) if not schedules.empty else None,
+                            study_summary(finals) if not finals.empty else None)
     return cells, save(figure, (figures_dir or workspace.figures) / f"studies_{scale}")

@@ -329,9 +329,12 @@ def finalists(scale: str, at: dict, spec: dict, screen: pd.DataFrame
     """(name, boundaries as fractions of the run, rates, further config fields) of the screen's
     `at["best"]` candidates: the lowest loss minus the Original of their own FLOPs in the
     screen's rows `screen` (every candidate screened), boundaries scaled from the screen's
-    length."""
+    length. With `at["among"] == "searched"` only the cost search's candidates compete (the
+    adaptive ones were screened after the finals were chosen)."""
     screened = spec["scales"][scale]["schedules"]
     candidates = screen_candidates(scale, screened, spec)
+    if at.get("among") == "searched":
+        candidates = [c for c in candidates if not c[3]]
     summary = study_summary(screen) if not screen.empty else pd.DataFrame(columns=["group", "diff"])
     missing = {name for name, _, _, _ in candidates} - set(summary["group"])
     if missing:
@@ -339,7 +342,8 @@ def finalists(scale: str, at: dict, spec: dict, screen: pd.DataFrame
                          f"{len(missing)} of its {len(candidates)} candidates are not screened "
                          f"yet at {scale}: run `est repro schedules --scale {scale}` first")
     steps = _base(scale, spec["preset"], 0, screened["tokens_per_param"]).resolved().steps
-    best = summary.sort_values("diff")["group"].head(at["best"]).tolist()
+    names = {name for name, _, _, _ in candidates}
+    best = summary[summary["group"].isin(names)].sort_values("diff")["group"].head(at["best"]).tolist()
     return [(name, [b / steps for b in boundaries], rates, fields)
             for name in best for n, boundaries, rates, fields in candidates if n == name]
 
