@@ -23,19 +23,22 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from est_analysis.cost.flops import step_flops
 from est_analysis.io import atomic_write_text
+from est_analysis.models import get_config
 from est_analysis.repro.conclusions import committed_cell, stated
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.ladder import matched_original, steps_for
 from est_analysis.repro.runner import ensure_trained, hessian_trace
+from est_analysis.subnet import Subnet
 from est_analysis.training import RunDir, TrainConfig
+from est_analysis.training.recipes import recipe_for
 
 TOKENS_PER_PARAM = 64
 HESSIAN = {"matvecs": 99, "batches": 2, "data": "train"}  # Table 5's (configs/table5.yaml)
 EVAL_EVERY = 250  # the ladder's runs validate every 1000 steps; evaluation changes no training number
 ARMS = ("Original", "EST", "Original at EST's FLOPs")
 MODEL = "gpt2-regime"  # the ladder's length-axis model (its committed cells are named after it)
-MATCHED_SHARE = 0.787  # EST's FLOPs as a share of Original's (est-gpt2 on gpt2-regime): the bar's guess
 
 
 def configs(seed: int = 0, tokens_per_param: float = TOKENS_PER_PARAM) -> dict[str, TrainConfig]:
@@ -76,7 +79,7 @@ def run_quickstart(out: str | Path, seed: int = 0, tokens_per_param: float = TOK
     paths = {arm: out / name for arm, name in
              zip(ARMS, ("original", "est", "original-at-est-flops"))}
     steps = arms["Original"].resolved().steps
-    total = 2 * steps + round(MATCHED_SHARE * steps)  # corrected once EST's FLOPs are known
+    total = 2 * steps + matched_steps(arms)  # the bar's total is known before any step
     records: dict[str, dict] = {}
     context = multiprocessing.get_context("spawn")  # torch in a forked child is unsafe
     with ProcessPoolExecutor(workers, mp_context=context) as pool, \
@@ -99,6 +102,20 @@ def run_quickstart(out: str | Path, seed: int = 0, tokens_per_param: float = TOK
     table = verdict_table([records[arm] for arm in ARMS])
     atomic_write_text(out / "quickstart.csv", table.to_csv(index=False))
     return table
+
+
+def matched_steps(arms: dict[str, TrainConfig]) -> int:
+    """The compute-matched Original's length before anything is trained: EST's FLOPs follow
+    from its schedule (every subnet at a stage's rates has the same size), Original's from its
+    steps. Equal to the length `matched_original` gives from the measured FLOPs."""
+    original, est = arms["Original"].resolved(), arms["EST"].resolved()
+    model = get_config(original.model).with_vocab(recipe_for(original.scale, original.preset).vocab_size)
+    per_step = lambda subnet: original.grad_accum * step_flops(model, subnet, original.batch_size, original.seq_len)  # noqa: E731
+    schedule = est.schedule()
+    est_flops = sum((end - start) * per_step(Subnet.for_step(model, rates, est.seed, start))
+                    for start, end, rates in zip(schedule.stage_starts(), schedule.boundaries, schedule.rates))
+    return matched_original(original, {"total_flops": original.steps * per_step(None)},
+                            {"total_flops": est_flops}).resolved().steps
 
 
 def _flops_record(path: Path, config: TrainConfig) -> dict:

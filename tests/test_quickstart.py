@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from est_analysis.cli.main import main
-from est_analysis.quickstart import ARMS, committed_result, verdict
+from est_analysis.quickstart import ARMS, committed_result, configs, matched_steps, verdict
 from est_analysis.repro.conclusions import stated
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,6 +30,8 @@ def test_three_arms_with_the_matched_one_at_ests_flops(quickstart):
     # the matched arm is Original at the nearest whole step to EST's FLOPs
     per_step = original["total_flops"] / original["steps"]
     assert abs(matched["total_flops"] - est["total_flops"]) <= per_step / 2
+    # the progress bar's total, fixed before training, is the length the matched arm got
+    assert matched_steps(configs(0, 0.5)) == matched["steps"]
     assert est["flops_saving"] == pytest.approx(1 - est["total_flops"] / original["total_flops"])
     assert est["gap_to_matched"] == pytest.approx(est["final_val_loss"] - matched["final_val_loss"])
     assert matched["gap_to_matched"] == 0

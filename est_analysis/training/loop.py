@@ -26,14 +26,14 @@ from tqdm.auto import tqdm
 from est_analysis.cost.flops import step_flops
 from est_analysis.data import TokenData, check_fits, fixed_batches, step_batch
 from est_analysis.io import atomic_write_text, check_writable_dir, exclusive_lock
-from est_analysis.loss import Batch, batch_loss, evaluate, token_loss
+from est_analysis.loss import Batch, batch_loss, evaluate
 from est_analysis.methods import SubnetPolicy
 from est_analysis.models import Decoder, build_model, get_config
 from est_analysis.schedule import Schedule
 from est_analysis.seeding import derived_seed
 from est_analysis.subnet import Subnet
 from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
-from est_analysis.training.compiled import compile_blocks
+from est_analysis.training.compiled import compile_blocks, loss_function
 from est_analysis.training.config import TrainConfig
 from est_analysis.training.device import resolve_device
 from est_analysis.training.init import check_initialisable, initialise_from
@@ -300,7 +300,7 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
         with trained.no_sync() if context.active and not last else nullcontext():
             with autocast(cfg.precision, device):
                 logits = trained(x[rows].to(device), subnet)
-            loss = token_loss(logits.float(), y[rows])
+            loss = loss_function(cfg.compile)(logits.float(), y[rows])
             run.scaler.scale(loss / cfg.grad_accum).backward()
         train_loss += loss.item() / cfg.grad_accum
     train_loss = context.mean(train_loss)

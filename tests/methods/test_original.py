@@ -1,5 +1,6 @@
 """Original is plain training: from the same initial weights and on the same batches, the
-trainer's run is bit-identical to a training loop written out here (AdamW groups, the linear
+trainer's run is bit-identical to a training loop written out here (AdamW groups with torch's
+fused kernel, as the trainer's optimizer on CPU, the linear
 LR decay of the GPT-2 recipe, clipping, cross-entropy), sharing no code with the trainer
 but the documented data contract `step_batch` (the batch of a step is a function of
 (seed, step, micro-batch))."""
@@ -24,7 +25,7 @@ def test_original_equals_a_plain_training_loop(tmp_path):
     others = [p for p in model.parameters() if p.dim() < 2]
     optimizer = torch.optim.AdamW([{"params": decayed, "weight_decay": 0.1},
                                    {"params": others, "weight_decay": 0.0}],
-                                  lr=config.lr, betas=(0.9, 0.95))
+                                  lr=config.lr, betas=(0.9, 0.95), fused=True)
     for step in range(config.steps):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * (1 - step / config.steps)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from torch._dynamo.utils import counters
 
 import est_analysis.training.compiled as compiled
@@ -19,12 +20,14 @@ from est_analysis.training.metrics import TIMING_COLUMNS
 
 KILLER = Path(__file__).with_name("sigkill_after.py")
 # est-gpt2: (.5,.5,.5) then (.5,.5,1) -- the same per-block counts (2 of 4 heads, 128 of 256
-# neurons) -- then the full block; plus the full block under no_grad for validation
-GRAPH_BOUND = 3
+# neurons) -- then the full block; plus the full block under no_grad for validation; plus the
+# loss (one logits shape)
+GRAPH_BOUND = 4
 # per method at smoke scale, each stage visited: Original full + eval; RAPTR one path length;
-# layer-drop's per-step 1/p reaches the block as a tensor; Staged and MSG grow the model
-METHOD_GRAPH_BOUNDS = {"original": 2, "est": 3, "raptr": 2, "layer-drop": 3, "staged": 4,
-                       "msg": 12}
+# layer-drop's per-step 1/p reaches the block as a tensor; Staged and MSG grow the model; each
+# plus the loss
+METHOD_GRAPH_BOUNDS = {"original": 3, "est": 4, "raptr": 3, "layer-drop": 4, "staged": 5,
+                       "msg": 13}
 
 
 def test_est_compiles_a_bounded_number_of_graphs_across_stages(tmp_path):
@@ -42,6 +45,18 @@ def test_est_compiles_a_bounded_number_of_graphs_across_stages(tmp_path):
 CASES = [("original", "est-gpt2", "fp32"), ("layer-drop", "est-gpt2", "bf16"),
          ("msg", "est-gpt2", "fp16"), ("est", "est-tinyllama", "bf16"),
          ("raptr", "est-tinyllama", "fp16"), ("staged", "est-tinyllama", "fp32")]
+
+
+def test_the_compiled_loss_is_the_eager_loss_with_the_same_gradient():
+    torch.manual_seed(0)
+    logits = (3 * torch.randn(4, 16, 97)).requires_grad_()
+    targets = torch.randint(0, 97, (4, 16))
+    eager = F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # computed apart from token_loss
+    fused = compiled.loss_function(True)(logits, targets)
+    assert compiled.loss_function(False)(logits, targets).item() == eager.item()
+    torch.testing.assert_close(fused, eager, rtol=1e-6, atol=0)
+    grads = [torch.autograd.grad(loss, logits)[0] for loss in (eager, fused)]
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-6, atol=1e-9)
 
 
 def test_cases_cover_every_method():

@@ -106,7 +106,7 @@ def test_original_trains_the_full_model_every_step(tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "token_loss", lambda logits, y: logits.sum() * float("nan"))
+    monkeypatch.setattr(train_module, "loss_function", lambda compiled: lambda logits, y: logits.sum() * float("nan"))
     with pytest.raises(TrainingError, match=r"training loss nan \(non-finite\) at step 0 .* train it again with a lower --lr"):
         train(SMOKE, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.pt").exists()
