@@ -1,4 +1,5 @@
-"""`est hessian`: Hessian trace, top eigenvalues and spectral density of a trained run."""
+"""`est hessian`: trace, top eigenvalues and spectral density of a trained run's Hessian, GGN,
+Monte-Carlo Fisher or empirical Fisher (`--operator`)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,10 @@ import pandas as pd
 from est_analysis import plotting
 from est_analysis.domains import POSITIVE
 from est_analysis.cli.options import add_batch_options, add_run_argument, positive_int, run_and_batches
-from est_analysis.hessian import HessianOperator, hutchinson, hutchpp, spectral_density, top_eigenvalues
+from est_analysis.hessian import (OPERATORS, CurvatureOperator, curvature_operator, hutchinson, hutchpp,
+                                  spectral_density, top_eigenvalues)
+from est_analysis.hessian.curvatures import SYMBOLS
+from est_analysis.hessian.trace import xtrace
 from est_analysis.hessian.pyhessian_bridge import pyhessian_trace
 from est_analysis.stats import t_interval
 from est_analysis.training import TrainedRun
@@ -21,30 +25,33 @@ EXAMPLES = """examples:
   est hessian trace runs/smoke --json
   est hessian trace runs/smoke/checkpoint.pt --tol 0.05 --by-block
   est hessian trace runs/smoke --estimator pyhessian --batches 1 --probes 100
+  est hessian trace runs/smoke --operator ggn --estimator xtrace
   est hessian eigen runs/smoke --top 5
   est hessian density runs/smoke --plot density.png
 """
-ESTIMATORS = ("hutchpp", "hutchinson", "pyhessian")
+ESTIMATORS = ("hutchpp", "hutchinson", "xtrace", "pyhessian")
+ESTIMATOR_FUNCTIONS = {"hutchpp": hutchpp, "hutchinson": hutchinson, "xtrace": xtrace}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("hessian", help="Hessian trace / eigenvalues / density of a trained run",
+    p = sub.add_parser("hessian", help="trace / eigenvalues / density of a trained run's Hessian, GGN or Fisher",
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                        description="Curvature of the training loss of a trained run (full "
                                    "model, eval mode), as in the paper's Table 5 and section 5.2.")
     commands = p.add_subparsers(dest="hessian_command", required=True, metavar="{trace,eigen,density}")
-    trace = commands.add_parser("trace", help="Tr(H) with a 95 %% CI (Hutch++ by default)")
+    trace = commands.add_parser("trace", help="the trace with a 95 %% CI (Hutch++ by default)")
     trace.add_argument("--estimator", choices=ESTIMATORS, default="hutchpp",
                        help="trace estimator (default %(default)s)")
     trace.add_argument("--probes", type=positive_int, default=99,
-                       help="Hessian-vector products to spend (Hutch++: a third sketch, a third "
-                            "exact part, a third probes) (default %(default)s)")
+                       help="operator-vector products to spend (Hutch++: a third sketch, a third "
+                            "exact part, a third probes; XTrace: half probes, half basis) "
+                            "(default %(default)s)")
     trace.add_argument("--tol", type=POSITIVE.argtype(), help="instead of --probes: stop when the CI half-width "
                                                  "is below TOL x |trace|")
     trace.add_argument("--by-block", action="store_true",
                        help="also trace embeddings, each layer's attention and MLP, norms, LM head")
     trace.add_argument("--over-batches", action="store_true",
-                       help="also estimate Tr(H) of each batch alone and give an interval over "
+                       help="also estimate the trace of each batch alone and give an interval over "
                             "the batches (the default CI covers probe noise on these batches only)")
     trace.set_defaults(func=run_trace)
     eigen = commands.add_parser("eigen", help="top eigenvalues by Lanczos")
@@ -60,42 +67,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     for q in (trace, eigen, density):
         add_run_argument(q)
         add_batch_options(q)
+        q.add_argument("--operator", choices=sorted(OPERATORS), default="hessian",
+                       help="which curvature: the Hessian (default), the exact generalised "
+                            "Gauss-Newton matrix, the Monte-Carlo GGN (type-2 Fisher) or the "
+                            "empirical Fisher (docs/curvature.md)")
+        q.add_argument("--mc-samples", type=positive_int, default=1,
+                       help="labels drawn per token for --operator mc-fisher (default 1)")
         q.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _operator(args: argparse.Namespace) -> tuple[TrainedRun, HessianOperator]:
+def _operator(args: argparse.Namespace) -> tuple[TrainedRun, CurvatureOperator]:
     run, batches = run_and_batches(args)
-    return run, HessianOperator(run.model, batches)
+    return run, curvature_operator(args.operator, run.model, batches, args.mc_samples, args.seed)
+
+
+def _budget(args: argparse.Namespace) -> dict:
+    return {"probes": args.probes} if args.estimator == "hutchinson" else {"matvecs": args.probes}
 
 
 def run_trace(args: argparse.Namespace) -> None:
+    symbol = SYMBOLS[args.operator]
     if args.estimator == "pyhessian":
-        if args.batches != 1 or args.tol or args.by_block:
+        if args.batches != 1 or args.tol or args.by_block or args.operator != "hessian":
             raise ValueError("--estimator pyhessian takes one batch (--batches 1), a fixed "
-                             "--probes, and no --by-block: pyhessian has no fixed multi-batch "
-                             "probes, CI stopping rule or per-block traces")
+                             "--probes, no --by-block and --operator hessian: pyhessian has no "
+                             "fixed multi-batch probes, CI stopping rule, per-block traces or "
+                             "other operators")
         run, (batch,) = run_and_batches(args)
         result = pyhessian_trace(run.model, batch, args.probes, args.seed)
+    elif args.estimator == "xtrace" and (args.tol or args.by_block):
+        raise ValueError("--estimator xtrace takes a fixed --probes budget and no --by-block; "
+                         "use --estimator hutchpp for a --tol stopping rule or per-block traces")
     else:
         run, op = _operator(args)
-        estimator = hutchpp if args.estimator == "hutchpp" else hutchinson
-        budget = {"matvecs": args.probes} if args.estimator == "hutchpp" else {"probes": args.probes}
-        result = estimator(op, tol=args.tol, seed=args.seed, by_block=args.by_block,
-                           progress=not args.no_progress, **budget)
+        options = {} if args.estimator == "xtrace" else {
+            "tol": args.tol, "by_block": args.by_block, "progress": not args.no_progress}
+        result = ESTIMATOR_FUNCTIONS[args.estimator](op, seed=args.seed, **options, **_budget(args))
     summary = result.to_dict() | {"run": str(args.run), "step": run.step, "data": args.data,
-                                  "batches": args.batches}
+                                  "batches": args.batches, "operator": args.operator}
     if args.over_batches:
-        summary |= _over_batches(args, run, estimator if args.estimator != "pyhessian" else hutchpp)
+        summary |= _over_batches(args, run)
     if args.json:
         print(json.dumps(summary))
         return
     print(f"{run.describe(args.run, args.data)}; {args.batches} batch(es)")
-    print(f"Tr(H) = {_sig(result.estimate, result.stderr)} (standard error {result.stderr:.2g}; "
+    print(f"Tr({symbol}) = {_sig(result.estimate, result.stderr)} (standard error {result.stderr:.2g}; "
           f"95 % CI {_sig(result.ci_low, result.stderr)} .. {_sig(result.ci_high, result.stderr)}); "
           f"per parameter {result.per_param:.4g} over {result.n_params} "
-          f"parameters; {args.estimator}, {result.matvecs} HVPs, {result.wall_s:.1f} s")
+          f"parameters; {args.estimator}, {result.matvecs} products, {result.wall_s:.1f} s")
     print(f"The CI covers the estimator's probe noise on these {args.batches} fixed batch(es) of "
-          f"{args.data} data only; other batches give another Hessian (--over-batches).")
+          f"{args.data} data only; other batches give another {args.operator} (--over-batches)"
+          + ("; xtrace's interval is the paper's heuristic (docs/curvature.md)." if args.estimator == "xtrace" else "."))
     if args.over_batches:
         print(f"Over batches: each of the {args.batches} batches alone gives "
               f"{', '.join(f'{t:.4g}' for t in summary['per_batch'])}; mean {summary['batch_mean']:.6g} "
@@ -116,16 +138,16 @@ def _sig(value: float, stderr: float) -> str:
     return f"{value:.{decimals}f}"
 
 
-def _over_batches(args: argparse.Namespace, run: TrainedRun, estimator) -> dict:
-    """Tr(H) of each batch's loss alone, and a t-interval over the batches: what another draw
+def _over_batches(args: argparse.Namespace, run: TrainedRun) -> dict:
+    """The trace of each batch's loss alone, and a t-interval over the batches: what another draw
     of batches would give, which the probe CI does not cover. Needs two batches or more."""
     if args.batches < 2:
         raise ValueError("--over-batches needs --batches 2 or more (an interval over one batch "
                          "does not exist)")
     batches = run.batches(args.data, args.batches, args.batch_size, args.seq_len)
-    budget = {"matvecs": args.probes} if args.estimator == "hutchpp" else {"probes": args.probes}
-    per_batch = [estimator(HessianOperator(run.model, [batch]), seed=args.seed, progress=False,
-                           **budget).estimate for batch in batches]
+    estimator = ESTIMATOR_FUNCTIONS.get(args.estimator, hutchpp)
+    per_batch = [estimator(curvature_operator(args.operator, run.model, [batch], args.mc_samples, args.seed),
+                           seed=args.seed, **_budget(args)).estimate for batch in batches]
     interval = t_interval(per_batch)
     return {"per_batch": per_batch, "batch_mean": interval.mean,
             "batch_ci95": [interval.low, interval.high]}
@@ -134,7 +156,7 @@ def _over_batches(args: argparse.Namespace, run: TrainedRun, estimator) -> dict:
 def run_eigen(args: argparse.Namespace) -> None:
     run, op = _operator(args)
     result = top_eigenvalues(op, args.top, args.iters, args.seed, progress=not args.no_progress)
-    summary = {"run": str(args.run), "step": run.step, "top": result.values,
+    summary = {"run": str(args.run), "step": run.step, "operator": args.operator, "top": result.values,
                "residual_bounds": result.residuals, "smallest_ritz": result.smallest,
                "hvps": result.matvecs, "wall_s": result.wall_s}
     if args.json:
@@ -142,7 +164,7 @@ def run_eigen(args: argparse.Namespace) -> None:
         return
     for i, (value, residual) in enumerate(zip(result.values, result.residuals), 1):
         print(f"lambda_{i} = {value:.6g}  (Lanczos residual bound {residual:.2g})")
-    print(f"most negative Ritz value {result.smallest:.6g}; {result.matvecs} HVPs, {result.wall_s:.1f} s")
+    print(f"most negative Ritz value {result.smallest:.6g}; {result.matvecs} products, {result.wall_s:.1f} s")
 
 
 def run_density(args: argparse.Namespace) -> None:
@@ -152,7 +174,7 @@ def run_density(args: argparse.Namespace) -> None:
         figure = plotting.spectral_density(density)
         figure.axes[0].set_title(run.describe(args.run, args.data).split(";")[0])
         plotting.save(figure, args.plot)
-    summary = {"run": str(args.run), "step": run.step,
+    summary = {"run": str(args.run), "step": run.step, "operator": args.operator,
                "nodes": density.nodes.tolist(), "weights": density.weights.tolist(),
                "slq_trace": density.trace(op.size), "hvps": density.matvecs, "wall_s": density.wall_s}
     if args.json:
@@ -161,4 +183,4 @@ def run_density(args: argparse.Namespace) -> None:
     print(f"eigenvalue range {density.nodes.min():.4g} .. {density.nodes.max():.4g}; "
           f"SLQ trace {summary['slq_trace']:.6g}; mass below 0: "
           f"{float(np.sum(density.weights * (density.nodes < 0)) / density.nodes.shape[0]):.3f}; "
-          f"{density.matvecs} HVPs, {density.wall_s:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))
+          f"{density.matvecs} products, {density.wall_s:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))

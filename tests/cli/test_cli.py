@@ -135,6 +135,23 @@ def test_hessian_trace_json(smoke_checkpoint, capsys):
     assert len(top) == 2 and top[0] >= top[1]
 
 
+def test_hessian_trace_of_the_ggn_agrees_across_estimators(smoke_checkpoint, capsys):
+    results = {}
+    for estimator in ("hutchpp", "xtrace"):
+        assert main(["hessian", "trace", str(smoke_checkpoint), "--operator", "ggn", "--estimator",
+                     estimator, "--probes", "40", "--batches", "1", "--json", "--no-progress"]) == 0
+        results[estimator] = json.loads(capsys.readouterr().out)
+    a, b = results["hutchpp"], results["xtrace"]
+    assert a["operator"] == "ggn" and a["hvps"] == 40 and b["hvps"] == 40
+    assert a["trace"] > 0 and b["trace"] > 0  # the GGN is PSD
+    assert abs(a["trace"] - b["trace"]) < 4 * math.hypot(a["stderr"], b["stderr"])
+    assert main(["hessian", "eigen", str(smoke_checkpoint), "--operator", "empirical-fisher",
+                 "--iters", "15", "--batches", "1", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["smallest_ritz"] > -1e-4  # PSD up to rounding
+    assert main(["hessian", "trace", str(smoke_checkpoint), "--operator", "ggn", "--estimator",
+                 "pyhessian", "--batches", "1"]) == 2
+
+
 @pytest.mark.parametrize("method, options", [
     ("staged", []), ("msg", []), ("raptr", ["--method-option", "scale=inverse"]),
     ("layer-drop", ["--method-option", "progressive=false"]), ("original", []),
