@@ -10,6 +10,7 @@ from est_analysis.cli.output import add_output_options, emit_table
 from est_analysis.diagnostics import (curvature_trajectory, loss_slopes, regularizer_table,
                                       regularizer_trajectory, slope_ratio, slopes_at_equal_loss,
                                       transition_table)
+from est_analysis.hessian import OPERATORS
 from est_analysis.schedule import parse_rates
 from est_analysis.training import RunDir, load_run
 from est_analysis.training.metrics import X_AXES
@@ -72,11 +73,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                      "(single-stage runs are used whole), e.g. 3 for EST's final stage")
     dyn.set_defaults(func=run_dynamics)
 
-    cur = commands.add_parser("curvature", help="Hessian trace (Hutch++) of every snapshot")
+    cur = commands.add_parser("curvature", help="Hessian (or GGN, Fisher) trace (Hutch++) of every snapshot")
     add_run_argument(cur, help="run directory")
     cur.add_argument("--matvecs", type=positive_int, default=30,
                      help="Hessian-vector products per snapshot (default %(default)s)")
     cur.add_argument("--by-block", action="store_true", help="also trace per block")
+    cur.add_argument("--operator", choices=sorted(OPERATORS), default="hessian",
+                     help="which curvature (default %(default)s; docs/curvature.md)")
     cur.add_argument("--steps", help="comma-separated snapshot steps (default: every snapshot)")
     cur.set_defaults(func=run_curvature)
 
@@ -148,5 +151,6 @@ def run_curvature(args: argparse.Namespace) -> None:
     except ValueError:
         raise ValueError(f"--steps {args.steps!r}: expected integers separated by commas") from None
     emit_table(args, curvature_trajectory(args.run, args.matvecs, args.batches, args.seed,
-                                          args.by_block, steps, progress=not args.no_progress),
+                                          args.by_block, steps, progress=not args.no_progress,
+                                          operator=args.operator),
                record="curvature")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from safetensors.torch import save as safetensors_save
 
 from est_analysis import plotting
 from est_analysis.domains import POSITIVE
@@ -16,8 +17,10 @@ from est_analysis.cli.options import add_batch_options, add_run_argument, positi
 from est_analysis.hessian import (OPERATORS, CurvatureOperator, curvature_operator, hutchinson, hutchpp,
                                   spectral_density, top_eigenvalues)
 from est_analysis.hessian.curvatures import SYMBOLS
+from est_analysis.hessian.diagonal import hutchinson_diagonal, xdiag
 from est_analysis.hessian.trace import xtrace
 from est_analysis.hessian.pyhessian_bridge import pyhessian_trace
+from est_analysis.io import atomic_write
 from est_analysis.stats import t_interval
 from est_analysis.training import TrainedRun
 
@@ -28,8 +31,11 @@ EXAMPLES = """examples:
   est hessian trace runs/smoke --operator ggn --estimator xtrace
   est hessian eigen runs/smoke --top 5
   est hessian density runs/smoke --plot density.png
+  est hessian diag runs/smoke --operator ggn --estimator xdiag --save ggn_diag.safetensors
 """
 ESTIMATORS = ("hutchpp", "hutchinson", "xtrace", "pyhessian")
+DIAGONAL_ESTIMATORS = {"hutchinson": lambda op, probes, seed: hutchinson_diagonal(op, probes, seed),
+                       "xdiag": lambda op, probes, seed: xdiag(op, probes, seed)}
 ESTIMATOR_FUNCTIONS = {"hutchpp": hutchpp, "hutchinson": hutchinson, "xtrace": xtrace}
 
 
@@ -38,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLES,
                        description="Curvature of the training loss of a trained run (full "
                                    "model, eval mode), as in the paper's Table 5 and section 5.2.")
-    commands = p.add_subparsers(dest="hessian_command", required=True, metavar="{trace,eigen,density}")
+    commands = p.add_subparsers(dest="hessian_command", required=True, metavar="{trace,eigen,density,diag}")
     trace = commands.add_parser("trace", help="the trace with a 95 %% CI (Hutch++ by default)")
     trace.add_argument("--estimator", choices=ESTIMATORS, default="hutchpp",
                        help="trace estimator (default %(default)s)")
@@ -64,7 +70,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                          help="independent starting vectors (default %(default)s)")
     density.add_argument("--plot", type=Path, help="write the smoothed density to this path as PNG and PDF")
     density.set_defaults(func=run_density)
-    for q in (trace, eigen, density):
+    diag = commands.add_parser("diag", help="the diagonal, summed per block and per parameter tensor")
+    diag.add_argument("--estimator", choices=tuple(DIAGONAL_ESTIMATORS), default="hutchinson",
+                      help="hutchinson (independent probes, a calibrated interval) or xdiag (far "
+                           "smaller error on decaying spectra, a heuristic interval) (default %(default)s)")
+    diag.add_argument("--probes", type=positive_int, default=100,
+                      help="operator-vector products to spend (default %(default)s)")
+    diag.add_argument("--save", type=Path, help="write the diagonal and its standard error per "
+                                                 "parameter tensor to this .safetensors file")
+    diag.set_defaults(func=run_diag)
+    for q in (trace, eigen, density, diag):
         add_run_argument(q)
         add_batch_options(q)
         q.add_argument("--operator", choices=sorted(OPERATORS), default="hessian",
@@ -184,3 +199,30 @@ def run_density(args: argparse.Namespace) -> None:
           f"SLQ trace {summary['slq_trace']:.6g}; mass below 0: "
           f"{float(np.sum(density.weights * (density.nodes < 0)) / density.nodes.shape[0]):.3f}; "
           f"{density.matvecs} products, {density.wall_s:.1f} s" + (f"; plot {args.plot}" if args.plot else ""))
+
+
+def run_diag(args: argparse.Namespace) -> None:
+    if args.save and args.save.suffix != ".safetensors":
+        raise ValueError(f"--save {args.save}: give a path ending in .safetensors")
+    run, op = _operator(args)
+    result = DIAGONAL_ESTIMATORS[args.estimator](op, args.probes, args.seed)
+    blocks, tensors = result.summary(op.blocks), result.summary(op.tensors)
+    if args.save:
+        diagonal, stderr = result.diagonal.cpu(), result.stderr.cpu()
+        named = {f"{kind}.{name}": values[where].reshape(p.shape).contiguous()
+                 for kind, values in (("diag", diagonal), ("stderr", stderr))
+                 for (name, where), p in zip(op.tensors.items(), op.params)}
+        atomic_write(args.save, lambda f: f.write(safetensors_save(named)))
+    summary = {"run": str(args.run), "step": run.step, "operator": args.operator,
+               "estimator": args.estimator, "products": result.matvecs, "wall_s": result.wall_s,
+               "blocks": blocks.to_dict(orient="records"), "tensors": tensors.to_dict(orient="records")}
+    if args.json:
+        print(json.dumps(summary))
+        return
+    print(f"{run.describe(args.run, args.data)}; {args.batches} batch(es); diag({SYMBOLS[args.operator]}) "
+          f"by {args.estimator}, {result.matvecs} products, {result.wall_s:.1f} s"
+          + ("; its intervals are a heuristic (docs/curvature.md)" if args.estimator == "xdiag" else ""))
+    for table in (blocks, tensors):
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    if args.save:
+        print(f"diagonal and standard errors per tensor: {args.save}")

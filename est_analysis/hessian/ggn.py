@@ -10,7 +10,9 @@ for the empirical Fisher):
   drops the Hessian's term in the logits' second derivatives, so it is PSD where the Hessian is
   indefinite (at initialisation, after a stage switch).
 - Monte-Carlo GGN / type-2 Fisher: Lambda_i = (1/M) sum_m s_im s_im^T with s_im = p_i - e_{y~},
-  labels y~ drawn from the model (p_i) once, when the operator is built, with its seed. Its
+  labels y~ drawn from the model (p_i) once, when the operator is built, from a generator seeded
+  by the seed and the batch's tokens (so any split of the batches over processes draws the
+  same labels). Its
   expectation over the draw is the GGN exactly; the error falls as 1/sqrt(M).
 - Empirical Fisher: the same with the data's own next token, Lambda_i = s_i s_i^T: the mean of
   the outer products of the per-token gradients. It is not the Fisher; it is what Adam's second
@@ -22,6 +24,8 @@ keeps its logits' graph and the graph of g, like the Hessian keeps its gradient'
 """
 
 from __future__ import annotations
+
+import hashlib
 
 import torch
 import torch.nn.functional as F
@@ -46,11 +50,12 @@ class _OutputCurvature(CurvatureOperator):
                 probs = F.softmax(flat.detach(), dim=-1)
                 dummy = torch.zeros_like(logits, requires_grad=True)
                 vjp = torch.autograd.grad(logits, self.params, grad_outputs=dummy, create_graph=True)
-                labels = self._labels(probs, y.to(self.device).reshape(-1))
+                labels = self._labels(probs, x, y.to(self.device).reshape(-1))
                 self._graphs.append((logits, dummy, vjp, probs, labels))
         self._vocab = logits.shape[-1]
 
-    def _labels(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor | None:
+    def _labels(self, probs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
+                ) -> torch.Tensor | None:
         """(N, M) labels whose score outer products make Lambda; None for the exact GGN."""
         return None
 
@@ -100,12 +105,14 @@ class MCFisherOperator(_OutputCurvature):
                  chunk: int = DEFAULT_CHUNK) -> None:
         if samples < 1:
             raise ValueError(f"--mc-samples {samples}: give at least 1 label per token")
-        self._samples, self._generator = samples, torch.Generator().manual_seed(seed)
+        self._samples, self._seed = samples, seed
         super().__init__(model, batches, chunk)
 
-    def _labels(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _labels(self, probs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        tokens = hashlib.blake2b(inputs.cpu().numpy().tobytes(), digest_size=7).digest()
+        generator = torch.Generator().manual_seed((self._seed * 2**56 + int.from_bytes(tokens, "big")) % 2**63)
         drawn = torch.multinomial(probs.cpu().float(), self._samples, replacement=True,
-                                  generator=self._generator)
+                                  generator=generator)
         return drawn.to(probs.device)
 
 
@@ -114,5 +121,5 @@ class EmpiricalFisherOperator(_OutputCurvature):
 
     name = "empirical Fisher"
 
-    def _labels(self, probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def _labels(self, probs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         return targets[:, None]

@@ -152,6 +152,21 @@ def test_hessian_trace_of_the_ggn_agrees_across_estimators(smoke_checkpoint, cap
                  "pyhessian", "--batches", "1"]) == 2
 
 
+def test_hessian_diag_tables_sum_to_one_total_and_save_per_tensor(smoke_checkpoint, capsys, tmp_path):
+    from safetensors.torch import load_file
+    out = tmp_path / "diag.safetensors"
+    assert main(["hessian", "diag", str(smoke_checkpoint), "--operator", "ggn", "--estimator", "xdiag",
+                 "--probes", "20", "--batches", "1", "--json", "--no-progress", "--save", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["products"] == 20
+    block_sum = sum(b["diag_sum"] for b in result["blocks"])
+    assert sum(t["diag_sum"] for t in result["tensors"]) == pytest.approx(block_sum)
+    saved = load_file(out)
+    assert sum(v.sum().item() for k, v in saved.items() if k.startswith("diag.")) == pytest.approx(block_sum, rel=1e-5)
+    assert main(["hessian", "diag", str(smoke_checkpoint), "--save", str(tmp_path / "d.npy")]) == 2
+    assert not (tmp_path / "d.npy").exists()
+
+
 @pytest.mark.parametrize("method, options", [
     ("staged", []), ("msg", []), ("raptr", ["--method-option", "scale=inverse"]),
     ("layer-drop", ["--method-option", "progressive=false"]), ("original", []),
