@@ -29,7 +29,7 @@ from est_analysis.models import get_config
 from est_analysis.repro.conclusions import committed_cell, stated
 from est_analysis.repro.experiments import RunSpec
 from est_analysis.repro.ladder import matched_original, steps_for
-from est_analysis.repro.runner import ensure_trained, hessian_trace
+from est_analysis.repro.runner import curvature_trace, ensure_trained
 from est_analysis.subnet import Subnet
 from est_analysis.training import RunDir, TrainConfig
 from est_analysis.training.recipes import recipe_for
@@ -54,7 +54,7 @@ def _train_and_trace(arm: str, config: TrainConfig, path: Path) -> dict:
     out = RunDir(path)
     reused = out.finished
     record = ensure_trained(RunSpec(arm, config), out, progress=False)
-    return record | hessian_trace(out, HESSIAN) | {"arm": arm, "run_dir": str(path), "reused": reused}
+    return record | curvature_trace(out, HESSIAN) | {"arm": arm, "run_dir": str(path), "reused": reused}
 
 
 def _steps_done(paths: list[Path]) -> int:

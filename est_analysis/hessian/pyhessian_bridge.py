@@ -34,21 +34,11 @@ from pyhessian import hessian as PyHessian
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
+from est_analysis.hessian.flat_logits import FlatLogits
 from est_analysis.hessian.trace import TraceEstimate
 from est_analysis.loss import Batch
 from est_analysis.models import Decoder
 from est_analysis.stats import t_interval
-
-
-class FlatLogits(nn.Module):
-    """`model(idx)` with logits flattened to (B*T, vocab), pyhessian's `outputs`."""
-
-    def __init__(self, model: Decoder) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        return self.model(idx).flatten(0, 1)
 
 
 def pyhessian_engine(model: Decoder, batch: Batch) -> PyHessian:

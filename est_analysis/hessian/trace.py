@@ -19,12 +19,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
 
-from est_analysis.hessian.operator import LinearOperator
+from est_analysis.hessian.operator import DEFAULT_CHUNK, LinearOperator
 from est_analysis.stats import t_interval
+
+# Rademacher probes multiplied per pass in Hutchinson's estimator and Hutch++'s remainder
+PROBE_BLOCK = DEFAULT_CHUNK
 
 
 @dataclass
@@ -60,6 +64,23 @@ def rademacher(size: int, generator: torch.Generator, dtype: torch.dtype,
     return (signs * 2 - 1).to(device=device, dtype=dtype)
 
 
+def _probe_products(op: LinearOperator, generator: torch.Generator, count: int,
+                    basis: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
+    """w * (A w) for `count` Rademacher probes w (projected off `basis`'s span when given), in
+    the order drawn, multiplied PROBE_BLOCK at a time: one pass over the data per block. A
+    caller that stops early (a tolerance met) leaves the rest of its block unused; the
+    estimate's `matvecs` counts them."""
+    done = 0
+    while done < count:
+        k = min(PROBE_BLOCK, count - done)
+        probes = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(k)], dim=1)
+        if basis is not None:
+            probes = probes - basis @ (basis.T @ probes)
+        products = probes * op.matmat(probes)
+        done += k
+        yield from products.T
+
+
 def _block_sums(product: torch.Tensor, blocks: dict) -> dict[str, float]:
     return {name: product[idx].sum().item() for name, idx in blocks.items()}
 
@@ -93,9 +114,8 @@ def hutchinson(op: LinearOperator, probes: int = 100, tol: float | None = None,
     limit = max_probes if tol is not None else probes
     samples: list[float] = []
     block_samples: dict[str, list[float]] = {name: [] for name in op.blocks} if by_block else {}
-    for _ in tqdm(range(limit), disable=not progress, desc="Hutchinson", unit="hvp"):
-        g = rademacher(op.size, generator, op.dtype, op.device)
-        product = g * op.matvec(g)
+    for product in tqdm(_probe_products(op, generator, limit), total=limit, disable=not progress,
+                        desc="Hutchinson", unit="hvp"):
         samples.append(product.sum().item())
         for name, value in (_block_sums(product, op.blocks).items() if by_block else ()):
             block_samples[name].append(value)
@@ -132,10 +152,7 @@ def hutchpp(op: LinearOperator, matvecs: int = 99, sketch: int | None = None,
                          f"probes after a sketch of {k}; give at least {2 * k + 2}")
     samples: list[float] = []
     block_samples: dict[str, list[float]] = {name: [] for name in op.blocks} if by_block else {}
-    for _ in range(remainder_probes):
-        g = rademacher(op.size, generator, op.dtype, op.device)
-        w = g - basis @ (basis.T @ g)
-        product = w * op.matvec(w)
+    for product in _probe_products(op, generator, remainder_probes, basis):
         samples.append(product.sum().item())
         for name, value in (_block_sums(product, op.blocks).items() if by_block else ()):
             block_samples[name].append(value)

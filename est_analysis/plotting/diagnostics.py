@@ -93,9 +93,11 @@ def slopes_vs_loss(table: pd.DataFrame, x_label: str = "step") -> plt.Figure:
     return fig
 
 
-def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None) -> plt.Figure:
-    """Hessian trace per row (a run, or a step of `curvature_trajectory`) with its 95 % CI; with
-    `block_columns` (e.g. the table's 'block:*' columns) a second panel stacks the shares."""
+def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None,
+               symbol: str = "Tr(H)") -> plt.Figure:
+    """A curvature trace (`symbol`: Tr(H), Tr(G) for the GGN, ...) per row (a run, or a step of
+    `curvature_trajectory`) with its 95 % CI; with `block_columns` (e.g. the table's 'block:*'
+    columns) a second panel stacks the shares."""
     label_column = "run" if "run" in traces else "step"
     blocks = block_columns if block_columns is not None else [c for c in traces if c.startswith("block:")]
     fig, axes = new_figure(2 if blocks else 1)
@@ -104,7 +106,7 @@ def trace_bars(traces: pd.DataFrame, block_columns: list[str] | None = None) -> 
                                                traces["ci_high"] - traces["trace"]],
                 capsize=3, color=[color_for(lbl) for lbl in labels])
     axes[0].set_xlabel(label_column)
-    axes[0].set_ylabel("Tr(H) (95 % CI)")
+    axes[0].set_ylabel(f"{symbol} (95 % CI)")
     methods = list(dict.fromkeys(lbl.split(" seed")[0] for lbl in labels))
     if len(methods) < len(labels):  # several seeds of a method share its colour: name them
         axes[0].legend(handles=[Patch(color=color_for(m), label=m) for m in methods], fontsize=7)

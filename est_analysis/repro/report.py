@@ -12,7 +12,7 @@ from est_analysis.diagnostics import loss_slopes, slope_ratio, slopes_at_equal_l
 from est_analysis.paper import paper_table
 from est_analysis.repro.claims import judge_claims
 from est_analysis.repro.experiments import equivalence_margin, load_experiment
-from est_analysis.repro.runner import hessian_trace, read_results, run_table
+from est_analysis.repro.runner import curvature_trace, read_results, run_table
 from est_analysis.repro.workspace import find_workspace
 from est_analysis.training import RunDir
 
@@ -137,7 +137,7 @@ def equal_loss_traces(table5: pd.DataFrame, ladder_rows: pd.DataFrame, settings:
         if pool.empty:
             continue
         match = pool.loc[(pool["final_val_loss"] - est.final_val_loss).abs().idxmin()]
-        trace = hessian_trace(RunDir(workspace.resolve(match["run_dir"])), settings)
+        trace = curvature_trace(RunDir(workspace.resolve(match["run_dir"])), settings)
         rows.append({"label": "Original at EST's loss", "seed": est.seed,
                      "final_val_loss": match["final_val_loss"], "matched_to": est.final_val_loss,
                      "run_dir": match["run_dir"]} | trace)

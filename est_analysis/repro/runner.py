@@ -24,7 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 import est_analysis
-from est_analysis.hessian import HessianOperator, hutchpp
+from est_analysis.hessian import HessianOperator, curvature_operator, hutchpp
 from est_analysis.io import atomic_write_text, file_lock, make_dirs, read_json
 from est_analysis.repro.experiments import Experiment, RunSpec, load_experiment
 from est_analysis.repro.proxies import downstream_proxies
@@ -120,18 +120,25 @@ def _cached(path: Path, compute) -> dict:
     return read_json(path, "delete it to compute it again")
 
 
-def hessian_trace(out: RunDir, settings: dict) -> dict:
-    """Hutch++ trace of the run's final model (Table 5's `hessian` settings), cached in the run."""
+def curvature_trace(out: RunDir, settings: dict, operator: str = "hessian") -> dict:
+    """Hutch++ trace of `operator`'s matrix at the run's final model (Table 5's `hessian`
+    settings: products, batches, data; its `operators` list is not read here), cached in the
+    run. The Hessian's columns are `trace`, `trace_ci_low`, ...; any other operator's carry its
+    name as a prefix (`ggn_trace`, ...)."""
+    settings = {k: v for k, v in settings.items() if k != "operators"}
     def compute() -> dict:
         run = load_run(out.path)
-        operator = HessianOperator(run.model, run.batches(settings.get("data", "train"),
-                                                          settings["batches"]))
-        estimate = hutchpp(operator, matvecs=settings["matvecs"], seed=0)
+        op = curvature_operator(operator, run.model, run.batches(settings.get("data", "train"),
+                                                                 settings["batches"]))
+        estimate = hutchpp(op, matvecs=settings["matvecs"], seed=0)
+        loss = {"trace_loss": op.loss} if isinstance(op, HessianOperator) else {}
         return {"trace": estimate.estimate, "trace_ci_low": estimate.ci_low,
                 "trace_ci_high": estimate.ci_high, "trace_per_param": estimate.per_param,
-                "trace_loss": operator.loss, "trace_hvps": estimate.matvecs}
+                **loss, "trace_hvps": estimate.matvecs}
     key = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-    return _cached(out.evaluation(f"hessian-{key}"), compute)
+    values = _cached(out.evaluation(f"{operator}-{key}"), compute)
+    prefix = "" if operator == "hessian" else operator.replace("-", "_") + "_"
+    return {prefix + name: value for name, value in values.items()}
 
 
 def _proxies(out: RunDir) -> dict:
@@ -158,7 +165,8 @@ def _row(experiment: Experiment, spec: RunSpec, out: RunDir, record: dict,
            "train_wall_s": record["train_wall_s"]}
     row |= _proxies(out)
     if "hessian" in experiment.settings:
-        row |= hessian_trace(out, experiment.settings["hessian"])
+        for operator in experiment.settings["hessian"].get("operators", ["hessian"]):
+            row |= curvature_trace(out, experiment.settings["hessian"], operator)
     row |= {"run_dir": workspace.recorded(out.path),
             "commit": record["commit"], "config_hash": record["config_hash"],
             "device": record["device"], "machine": record["machine"], "torch": record["torch"]}

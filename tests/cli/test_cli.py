@@ -131,8 +131,14 @@ def test_hessian_trace_json(smoke_checkpoint, capsys):
     assert "layer0.attn" in result["blocks"] and "embeddings+lm_head (tied)" in result["blocks"]
     assert main(["hessian", "eigen", str(smoke_checkpoint), "--top", "2",
                  "--iters", "20", "--batches", "1", "--json", "--no-progress"]) == 0
-    top = json.loads(capsys.readouterr().out)["top"]
-    assert len(top) == 2 and top[0] >= top[1]
+    single = json.loads(capsys.readouterr().out)
+    assert len(single["top"]) == 2 and single["top"][0] >= single["top"][1]
+    assert main(["hessian", "eigen", str(smoke_checkpoint), "--top", "2", "--block", "4",
+                 "--iters", "40", "--batches", "1", "--json", "--no-progress"]) == 0
+    blocked = json.loads(capsys.readouterr().out)
+    assert blocked["block"] == 4 and blocked["hvps"] == 40
+    for value, residual, other in zip(blocked["top"], blocked["residual_bounds"], single["top"]):
+        assert abs(value - other) <= residual + max(single["residual_bounds"]) + 1e-6 * abs(other)
 
 
 def test_hessian_trace_of_the_ggn_agrees_across_estimators(smoke_checkpoint, capsys):

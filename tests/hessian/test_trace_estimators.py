@@ -56,3 +56,30 @@ def test_xtrace_beats_hutchpp_at_equal_products_on_a_decaying_spectrum():
            for name, f in {"hutch++": lambda op, s: hutchpp(op, matvecs=40, seed=s),
                            "xtrace": lambda op, s: xtrace(op, matvecs=40, seed=s)}.items()}
     assert mse["xtrace"] < mse["hutch++"], mse
+
+
+class _CountingPasses(MatrixOperator):
+    passes = 0
+
+    def matmat(self, vectors):
+        self.passes += 1
+        return super().matmat(vectors)
+
+    def matvec(self, v):
+        return self.matmat(v[:, None])[:, 0]
+
+
+def test_hutchinson_pays_one_pass_per_block_of_probes_and_keeps_the_one_at_a_time_estimate():
+    matrix = _matrix(INDEFINITE[:120])
+    op = _CountingPasses(matrix)
+    result = hutchinson(op, probes=40, seed=5)
+    generator = torch.Generator().manual_seed(5)
+    probes = [rademacher(120, generator, torch.float64, torch.device("cpu")) for _ in range(40)]
+    assert result.estimate == pytest.approx(sum(float(g @ matrix @ g) for g in probes) / 40, rel=1e-12)
+    assert (op.passes, result.matvecs) == (3, 40)  # blocks of 16, 16 and 8
+
+
+def test_hutchpp_multiplies_its_remainder_probes_in_blocks_too():
+    op = _CountingPasses(_matrix(DECAYING[:120]))
+    result = hutchpp(op, matvecs=66, seed=1)  # sketch 22, exact 22, remainder 22
+    assert (op.passes, result.matvecs) == (2 + 2, 66)  # sketch, exact part, remainder 16 + 6
