@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from torch.func import functional_call, jvp, vmap
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from est_analysis.hessian.operator import DEFAULT_CHUNK, CurvatureOperator
+from est_analysis.hessian.operator import DEFAULT_CHUNK, CurvatureOperator, batched_grad
 from est_analysis.loss import Batch
 from est_analysis.models import Decoder
 
@@ -67,6 +67,8 @@ class _OutputCurvature(CurvatureOperator):
 
         def tangent(*directions: torch.Tensor) -> torch.Tensor:
             return jvp(logits, weights, directions)[1]
+        if vectors[0].shape[0] == 1:  # one vector: no vmap (its overhead shows on one product)
+            return tangent(*(v[0] for v in vectors))[None]
         return vmap(tangent)(*vectors)
 
     def _labels(self, probs: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor
@@ -75,7 +77,7 @@ class _OutputCurvature(CurvatureOperator):
         return None
 
     def _bytes(self, k: int) -> int:
-        logits = max(g[0].numel() for g in self._graphs)
+        logits = max(g[1].numel() for g in self._graphs)
         return super()._bytes(k) + 3 * k * logits * torch.empty((), dtype=self.dtype).element_size()
 
     def _batched(self, vectors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
@@ -83,9 +85,7 @@ class _OutputCurvature(CurvatureOperator):
         for x, logits, probs, labels in self._graphs:
             jv = self._jacobian_products(x, vectors).reshape(len(vectors[0]), -1, self._vocab)  # (k, N, vocab)
             weighted = _lambda_times(probs, labels, jv) / probs.shape[0]
-            products = torch.autograd.grad(logits, self.params, retain_graph=True,
-                                           grad_outputs=weighted.reshape(-1, *logits.shape),
-                                           is_grads_batched=True)
+            products = batched_grad(logits, self.params, weighted.reshape(-1, *logits.shape))
             total = products if total is None else tuple(a + b for a, b in zip(total, products))
         return total
 

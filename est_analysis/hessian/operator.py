@@ -21,7 +21,7 @@ attention runs on the math kernel (the CPU fused kernel has no double backward).
 from __future__ import annotations
 
 import re
-from typing import Protocol
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
@@ -149,8 +149,22 @@ class HessianOperator(CurvatureOperator):
             self._grads = torch.autograd.grad(loss_sum, self.params, create_graph=True)
 
     def _batched(self, vectors: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        return torch.autograd.grad(self._grads, self.params, grad_outputs=vectors,
-                                   retain_graph=True, is_grads_batched=True)
+        return batched_grad(self._grads, self.params, vectors)
+
+
+def batched_grad(outputs: Sequence[torch.Tensor] | torch.Tensor, inputs: list[torch.Tensor],
+                 grad_outputs: Sequence[torch.Tensor] | torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The vector-Jacobian products of `outputs` for each of the k cotangents stacked along
+    dim 0 of `grad_outputs`, as (k, *input) tensors, keeping the graph. One cotangent skips
+    `is_grads_batched`'s vmap, whose overhead shows on a single product."""
+    stacked = [grad_outputs] if isinstance(grad_outputs, torch.Tensor) else list(grad_outputs)
+    if stacked[0].shape[0] == 1:
+        single = [g[0] for g in stacked]
+        grads = torch.autograd.grad(outputs, inputs, grad_outputs=single if len(single) > 1 else single[0],
+                                    retain_graph=True)
+        return tuple(g[None] for g in grads)
+    return torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs, retain_graph=True,
+                               is_grads_batched=True)
 
 
 def _all_processes_sum(tensor: torch.Tensor) -> torch.Tensor:

@@ -120,3 +120,18 @@ def test_scipy_operator_and_lanczos_find_the_dense_top_eigenvalues(dense):
     np.testing.assert_allclose(scipy_values, expected, rtol=1e-7)
     lanczos = top_eigenvalues(op, k=3, iters=80)
     np.testing.assert_allclose(lanczos.values, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["hessian", "ggn"])
+def test_the_memory_guard_sees_each_pass_and_the_logits_it_multiplies(name, monkeypatch):
+    import est_analysis.hessian.operator as operator_module
+    needs = []
+    monkeypatch.setattr(operator_module, "check_memory", lambda need, *args: needs.append(need))
+    model, batches = _setup("gpt2")
+    op = curvature_operator(name, model, batches)
+    op.chunk = 4
+    op.matmat(_probes(op.size, k=10))
+    assert len(needs) == 3  # passes of 4, 4 and 2 vectors
+    vectors = 3 * 4 * op.size * 8  # float64 copies per pass
+    logits = 3 * 4 * batches[0][0].numel() * TINY["gpt2"].vocab_size * 8
+    assert needs[0] >= vectors + (logits if name == "ggn" else 0)
