@@ -25,7 +25,8 @@ PROXIES = {"next_token_acc": "next-token acc", "ood_loss": "OOD loss"}
 # a second reference where the table's question is between its rows (which treatment is best)
 SECOND_REFERENCE = {"inactive": "EST (dense)"}
 EXTRA_COLUMNS = {"table2": PROXIES, "table4": PROXIES,
-                 "table5": {"trace": "Tr(H)", "trace_per_param": "Tr(H) / parameter"}}
+                 "table5": {"trace": "Tr(H)", "trace_per_param": "Tr(H) / parameter",
+                            "ggn_trace": "Tr(G), GGN"}}
 
 
 def _values(series: pd.Series) -> str:
@@ -61,6 +62,12 @@ def _difference(loss: pd.Series, reference: pd.Series) -> str:
                                    f" ({d.low:+.3f}..{d.high:+.3f}, p {d.p:.2g})")
 
 
+def _mean(group: pd.DataFrame, column: str) -> str:
+    """The column's mean, or 'not computed' where rows predate the column."""
+    values = group[column].dropna() if column in group else pd.Series(dtype=float)
+    return f"{values.mean():.4g}" if len(values) else "not computed"
+
+
 def loss_table(table: str, rows: pd.DataFrame) -> str:
     """Markdown: per label, seeds, final loss (mean, per seed), minus the first label's (and
     minus `SECOND_REFERENCE`'s; Welch 95 % CI and two-sided p), FLOPs saving, and the table's
@@ -79,7 +86,7 @@ def loss_table(table: str, rows: pd.DataFrame) -> str:
                               for r in references)
         lines.append(f"| {label} | {len(group)} | {loss.mean():.4f} ({_values(loss)}) | "
                      f"{differences}{group['flops_saving'].mean():.1%} |"
-                     + "".join(f" {group[c].mean():.4g} |" for c in extras))
+                     + "".join(f" {_mean(group, c)} |" for c in extras))
     return "\n".join(lines)
 
 
