@@ -13,8 +13,8 @@
 
     pip install --no-deps -r tests/peers.txt && pip install -e '.[bench]'
     python benchmarks/curvature.py --scales smoke --out benchmarks/results
-    python benchmarks/curvature.py --scales cpu --budgets 30 --seeds 5 --reference-products 300 \
-        --out benchmarks/results   # gpt2-cpu: fewer seeds (a product costs ~20x more)
+    python benchmarks/curvature.py --scales cpu --parts products eigen --repeats 2 \
+        --lanczos-iters 30 --out benchmarks/results  # gpt2-cpu: a product costs 10-40x more
 
 Peers as they ship: curvlinops multiplies a block by vmap over a forward-over-reverse
 product; hessian-eigenthings has no block product (a block is k products), redoes the
