@@ -13,8 +13,9 @@
 
     pip install --no-deps -r tests/peers.txt && pip install -e '.[bench]'
     python benchmarks/curvature.py --scales smoke --out benchmarks/results
-    python benchmarks/curvature.py --scales cpu --parts products eigen --repeats 2 \
-        --lanczos-iters 30 --out benchmarks/results  # gpt2-cpu: a product costs 10-40x more
+    python benchmarks/curvature.py --scales cpu --parts products --repeats 2 \
+        --operators hessian ggn mc-fisher --out benchmarks/results  # gpt2-cpu: 10-40x a product;
+        # the empirical Fisher's block of 32 was killed for memory on a 24 GiB machine
 
 Peers as they ship: curvlinops multiplies a block by vmap over a forward-over-reverse
 product; hessian-eigenthings has no block product (a block is k products), redoes the
@@ -79,9 +80,9 @@ def peers(name: str, model, batches) -> dict:
     return tools
 
 
-def time_products(model, batches, block: int, repeats: int) -> list[dict]:
+def time_products(model, batches, block: int, repeats: int, operators: list[str]) -> list[dict]:
     rows = []
-    for name in OPERATORS:
+    for name in operators:
         tools = peers(name, model, batches)
         size = sum(p.numel() for p in model.parameters())
         vectors = torch.randn(size, block, generator=torch.Generator().manual_seed(0))
@@ -107,10 +108,12 @@ def time_products(model, batches, block: int, repeats: int) -> list[dict]:
     return rows
 
 
-def estimate_traces(model, batches, budgets: list[int], seeds: int, reference_products: int) -> list[dict]:
-    """Hutch++ and XTrace per tool at each budget; the GGN (every tool exact) and the Hessian."""
+def estimate_traces(model, batches, budgets: list[int], seeds: int, reference_products: int,
+                    operators: list[str]) -> list[dict]:
+    """Hutch++ and XTrace per tool at each budget (the GGN, which every tool gets exact, and the
+    Hessian)."""
     rows = []
-    for name in ("ggn", "hessian"):
+    for name in operators:
         ours = curvature_operator(name, model, batches)
         start = time.perf_counter()
         reference = xtrace(ours, matvecs=reference_products, seed=10_000)
@@ -151,9 +154,9 @@ def estimate_traces(model, batches, budgets: list[int], seeds: int, reference_pr
     return rows
 
 
-def top_five(model, batches, iters: int, reference_iters: int) -> list[dict]:
+def top_five(model, batches, iters: int, reference_iters: int, operators: list[str]) -> list[dict]:
     rows = []
-    for name in ("hessian", "ggn"):
+    for name in operators:
         ours = curvature_operator(name, model, batches)
         reference = np.array(top_eigenvalues(ours, k=5, iters=reference_iters, seed=1).values)
         theirs = curvlinops_operator(name, model, batches)
@@ -208,10 +211,11 @@ def main() -> None:
     parser.add_argument("--lanczos-iters", type=int, default=50)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parts", nargs="+", default=["products", "trace", "eigen"])
+    parser.add_argument("--operators", nargs="+", default=list(OPERATORS), choices=OPERATORS,
+                        help="trace and eigen: the Hessian and GGN among them")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    tables: dict[str, list[dict]] = {part: [] for part in args.parts}
     with tempfile.TemporaryDirectory() as workdir:
         for scale in args.scales:
             run = load_run(train(TrainConfig(scale=scale, steps=args.steps, method="original",
@@ -222,21 +226,30 @@ def main() -> None:
             label = {"model": run.config.model, "batches": "x".join(map(str, (len(batches), *batches[0][0].shape))),
                      "params": sum(p.numel() for p in model.parameters())}
             print(f"== {label}", flush=True)
-            parts = {"products": lambda: time_products(model, batches, args.block, args.repeats),
-                     "trace": lambda: estimate_traces(model, batches, args.budgets, args.seeds,
-                                                      args.reference_products),
-                     "eigen": lambda: top_five(model, batches, args.lanczos_iters, 3 * args.lanczos_iters)}
+            parts = {"products": lambda name: time_products(model, batches, args.block, args.repeats, [name]),
+                     "trace": lambda name: estimate_traces(model, batches, args.budgets, args.seeds,
+                                                           args.reference_products, [name]),
+                     "eigen": lambda name: top_five(model, batches, args.lanczos_iters,
+                                                    3 * args.lanczos_iters, [name])}
             for part in args.parts:
-                tables[part] += [{**label, **row} for row in parts[part]()]
-    for part, rows in tables.items():
-        table = pd.DataFrame(rows)
-        table["device"], table["torch"] = device_name(torch.device("cpu"), args.threads), torch.__version__
-        path = args.out / f"curvature_{part}.csv" if args.out else None
-        if path and path.exists():  # other models' rows stay: one call per scale fills one file
-            earlier = pd.read_csv(path)
-            table = pd.concat([earlier[~earlier["model"].isin(table["model"])], table], ignore_index=True)
-        if path:
-            atomic_write_text(path, table.to_csv(index=False))
+                for name in args.operators:
+                    if part == "products" or name in ("hessian", "ggn"):
+                        rows = [{**label, **row} for row in parts[part](name)]
+                        save(args.out, part, pd.DataFrame(rows), args.threads)
+
+
+def save(out: Path | None, part: str, table: pd.DataFrame, threads: int) -> None:
+    """Upsert one operator's rows at one model into curvature_<part>.csv as soon as they exist,
+    so a long run that is stopped keeps what it measured."""
+    if out is None:
+        return
+    table["device"], table["torch"] = device_name(torch.device("cpu"), threads), torch.__version__
+    path = out / f"curvature_{part}.csv"
+    if path.exists():
+        earlier = pd.read_csv(path)
+        same = earlier["model"].isin(table["model"]) & earlier["operator"].isin(table["operator"])
+        table = pd.concat([earlier[~same], table], ignore_index=True)
+    atomic_write_text(path, table.to_csv(index=False))
 
 
 if __name__ == "__main__":
