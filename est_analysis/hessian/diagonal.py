@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 
 from est_analysis.hessian.operator import LinearOperator
-from est_analysis.hessian.trace import rademacher
+from est_analysis.hessian.trace import rademacher_columns
 from est_analysis.stats import t_interval
 from est_analysis.training.memory import check_memory
 
@@ -71,7 +71,7 @@ def hutchinson_diagonal(op: LinearOperator, probes: int = 100, seed: int = 0) ->
     _samples_memory(op, probes, "Hutchinson's diagonal")
     start, before = time.perf_counter(), op.matvecs
     generator = torch.Generator().manual_seed(seed)
-    omega = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(probes)], 1)
+    omega = rademacher_columns(op.size, probes, generator, op.dtype, op.device)
     samples = (omega * op.matmat(omega)).T
     return DiagonalEstimate("hutchinson", samples, op.matvecs - before, time.perf_counter() - start)
 
@@ -85,7 +85,7 @@ def xdiag(op: LinearOperator, matvecs: int = 100, seed: int = 0) -> DiagonalEsti
     _samples_memory(op, 2 * m, "XDiag")
     start, before = time.perf_counter(), op.matvecs
     generator = torch.Generator().manual_seed(seed)
-    omega = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(m)], 1)
+    omega = rademacher_columns(op.size, m, generator, op.dtype, op.device)
     images = op.matmat(omega)
     basis, triangle = torch.linalg.qr(images)
     projected = op.matmat(basis)  # Z = A Q

@@ -160,8 +160,7 @@ def batched_grad(outputs: Sequence[torch.Tensor] | torch.Tensor, inputs: list[to
     stacked = [grad_outputs] if isinstance(grad_outputs, torch.Tensor) else list(grad_outputs)
     if stacked[0].shape[0] == 1:
         single = [g[0] for g in stacked]
-        grads = torch.autograd.grad(outputs, inputs, grad_outputs=single if len(single) > 1 else single[0],
-                                    retain_graph=True)
+        grads = torch.autograd.grad(outputs, inputs, grad_outputs=single, retain_graph=True)
         return tuple(g[None] for g in grads)
     return torch.autograd.grad(outputs, inputs, grad_outputs=grad_outputs, retain_graph=True,
                                is_grads_batched=True)

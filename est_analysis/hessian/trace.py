@@ -64,6 +64,13 @@ def rademacher(size: int, generator: torch.Generator, dtype: torch.dtype,
     return (signs * 2 - 1).to(device=device, dtype=dtype)
 
 
+def rademacher_columns(size: int, k: int, generator: torch.Generator, dtype: torch.dtype,
+                       device: torch.device) -> torch.Tensor:
+    """k Rademacher probes as the columns of a (size, k) matrix, drawn in order from `generator`
+    (the same probes `rademacher` gives one at a time)."""
+    return torch.stack([rademacher(size, generator, dtype, device) for _ in range(k)], dim=1)
+
+
 def _probe_products(op: LinearOperator, generator: torch.Generator, count: int,
                     basis: torch.Tensor | None = None) -> Iterator[torch.Tensor]:
     """w * (A w) for `count` Rademacher probes w (projected off `basis`'s span when given), in
@@ -73,7 +80,7 @@ def _probe_products(op: LinearOperator, generator: torch.Generator, count: int,
     done = 0
     while done < count:
         k = min(PROBE_BLOCK, count - done)
-        probes = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(k)], dim=1)
+        probes = rademacher_columns(op.size, k, generator, op.dtype, op.device)
         if basis is not None:
             probes = probes - basis @ (basis.T @ probes)
         products = probes * op.matmat(probes)
@@ -138,7 +145,7 @@ def hutchpp(op: LinearOperator, matvecs: int = 99, sketch: int | None = None,
         raise ValueError(f"sketch size {k} must be smaller than the dimension {op.size}")
     bar = tqdm(total=(max_matvecs if tol is not None else matvecs), disable=not progress,
                desc="Hutch++", unit="hvp")
-    sketch = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(k)], dim=1)
+    sketch = rademacher_columns(op.size, k, generator, op.dtype, op.device)
     basis = torch.linalg.qr(op.matmat(sketch)).Q  # the sketch and the exact part in blocks
     bar.update(k)
     products = basis * op.matmat(basis)
@@ -181,7 +188,7 @@ def xtrace(op: LinearOperator, matvecs: int = 100, seed: int = 0) -> TraceEstima
         raise ValueError(f"XTrace with {matvecs} products has {m} probes: give between 4 and "
                          f"{2 * (op.size - 1)} products")
     generator = torch.Generator().manual_seed(seed)
-    omega = torch.stack([rademacher(op.size, generator, op.dtype, op.device) for _ in range(m)], dim=1)
+    omega = rademacher_columns(op.size, m, generator, op.dtype, op.device)
     images = op.matmat(omega)
     basis, triangle = torch.linalg.qr(images)
     projected = op.matmat(basis)  # Z = A Q
