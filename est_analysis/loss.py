@@ -4,17 +4,12 @@ subnets) on (inputs, targets) batches, computed on the model's device."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from est_analysis.models import Decoder
+from est_analysis.models.head_loss import token_loss
 from est_analysis.subnet import Subnet
 
 Batch = tuple[torch.Tensor, torch.Tensor]  # (inputs, next-token targets), each (B, T)
-
-
-def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy of (B, T, vocab) logits against (B, T) targets."""
-    return F.cross_entropy(logits.flatten(0, 1), targets.to(logits.device).flatten())
 
 
 def batch_loss(model: Decoder, batch: Batch, subnet: Subnet | None = None) -> torch.Tensor:

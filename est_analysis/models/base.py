@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from est_analysis.model_config import ModelConfig
+from est_analysis.models.head_loss import head_output
 from est_analysis.subnet import Subnet
 
 # (parameter, dimension, kept indices along that dimension; None when all are kept)
@@ -87,15 +88,18 @@ class Decoder(nn.Module):
     def embed(self, idx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward(self, idx: torch.Tensor, subnet: Subnet | None = None) -> torch.Tensor:
-        """Logits (B, T, vocab) of the subnet; `subnet=None` is the full model."""
+    def forward(self, idx: torch.Tensor, subnet: Subnet | None = None,
+                targets: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (B, T, vocab) of the subnet; `subnet=None` is the full model. Given (B, T)
+        `targets`, the mean next-token loss instead (`head_output`: where a gradient is
+        recorded, blockwise without the full logits and differentiable once)."""
         if idx.size(1) > self.config.block_size:
             raise ValueError(f"sequence length {idx.size(1)} exceeds the model's context "
                              f"block_size={self.config.block_size}; use a shorter seq_len")
         x = self.embed(idx)
         for block, plan in self.active_blocks(subnet, idx.device):
             x = block(x, **plan)
-        return self.lm_head(self.norm_f(x))
+        return head_output(self.norm_f(x), self.lm_head, targets)
 
     def active_blocks(self, subnet: Subnet | None, device: torch.device
                       ) -> Iterator[tuple[Block, dict]]:

@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from est_analysis.models.base import Decoder
 from est_analysis.models.gpt2 import attend
+from est_analysis.models.head_loss import head_output
 from est_analysis.models.llama import rotate
 from est_analysis.subnet import Subnet
 
@@ -24,8 +25,10 @@ def _mask(n: int, kept: torch.Tensor | None) -> torch.Tensor:
     return mask
 
 
-def masked_forward(model: Decoder, idx: torch.Tensor, subnet: Subnet) -> torch.Tensor:
-    """Logits of `subnet` computed at full size with masks."""
+def masked_forward(model: Decoder, idx: torch.Tensor, subnet: Subnet,
+                   targets: torch.Tensor | None = None) -> torch.Tensor:
+    """Logits of `subnet` computed at full size with masks (given `targets`, the loss, as
+    `Decoder.forward` gives it)."""
     config = model.config
     x = model.embed(idx)
     batch, seq = idx.shape
@@ -58,4 +61,4 @@ def masked_forward(model: Decoder, idx: torch.Tensor, subnet: Subnet) -> torch.T
             a = F.silu(F.linear(h, mlp.gate.weight)) * F.linear(h, mlp.up.weight)
         out = F.linear(a * neuron_mask, mlp.out.weight) / p_m
         x = x + (out + mlp.out.bias if mlp.out.bias is not None else out)
-    return model.lm_head(model.norm_f(x))
+    return head_output(model.norm_f(x), model.lm_head, targets)

@@ -29,7 +29,7 @@ from est_analysis.models import Decoder, build_model
 from est_analysis.models.masked import masked_forward
 from est_analysis.paper import paper_numbers
 from est_analysis.subnet import Subnet
-from est_analysis.training.compiled import compile_blocks, loss_function
+from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.optimizer import make_optimizer, optimizer_step
 
 STAGES = {"stage1": (0.5, 0.5, 0.5), "stage2": (0.5, 0.5, 1.0), "stage3": (1.0, 1.0, 1.0)}
@@ -49,9 +49,10 @@ def timed(fn: Callable[[], object], device: torch.device) -> float:
 
 
 def _train_step(model: Decoder, optimizer: torch.optim.Optimizer, idx: torch.Tensor,
-                subnet: Subnet, masked: bool, compiled: bool) -> None:
-    logits = masked_forward(model, idx, subnet) if masked else model(idx, subnet)
-    loss_function(compiled)(logits, idx.roll(-1, 1)).backward()
+                subnet: Subnet, masked: bool) -> None:
+    targets = idx.roll(-1, 1)
+    loss = masked_forward(model, idx, subnet, targets) if masked else model(idx, subnet, targets)
+    loss.backward()
     optimizer_step(model, optimizer, subnet, "dense")
     optimizer.zero_grad(set_to_none=True)
 
@@ -85,7 +86,7 @@ def measure(model_name: str, batch: int, seq: int, repeats: int, device: torch.d
                 times.setdefault(key, []).append(elapsed)
         for (stage, how), rates in steps.items():
             subnet = Subnet.for_step(config, rates, seed=0, step=repeat).to(device)
-            elapsed = timed(lambda: _train_step(model, optimizer, idx, subnet, how == "masked", compiled), device)
+            elapsed = timed(lambda: _train_step(model, optimizer, idx, subnet, how == "masked"), device)
             if repeat:
                 times.setdefault((stage, how), []).append(elapsed)
 

@@ -33,7 +33,7 @@ from est_analysis.schedule import Schedule
 from est_analysis.seeding import derived_seed
 from est_analysis.subnet import Subnet
 from est_analysis.training.checkpoint import load_checkpoint, save_checkpoint
-from est_analysis.training.compiled import compile_blocks, loss_function
+from est_analysis.training.compiled import compile_blocks
 from est_analysis.training.config import TrainConfig
 from est_analysis.training.device import resolve_device
 from est_analysis.training.init import check_initialisable, initialise_from
@@ -299,8 +299,7 @@ def _train_step(run: Run, trained: torch.nn.Module, context: DistContext, step: 
         last = micro == cfg.grad_accum - 1  # DDP reduces gradients once, after the last
         with trained.no_sync() if context.active and not last else nullcontext():
             with autocast(cfg.precision, device):
-                logits = trained(x[rows].to(device), subnet)
-            loss = loss_function(cfg.compile)(logits.float(), y[rows])
+                loss = trained(x[rows].to(device), subnet, y[rows].to(device))
             run.scaler.scale(loss / cfg.grad_accum).backward()
         train_loss += loss.item() / cfg.grad_accum
     train_loss = context.mean(train_loss)

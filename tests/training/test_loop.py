@@ -7,6 +7,7 @@ import yaml
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+import est_analysis.models.head_loss as head_loss
 import est_analysis.training.loop as train_module
 from est_analysis.models import build_model, get_config
 from est_analysis.subnet import Subnet
@@ -106,7 +107,7 @@ def test_original_trains_the_full_model_every_step(tmp_path):
 
 
 def test_non_finite_loss_stops_with_a_clear_message(tmp_path, monkeypatch):
-    monkeypatch.setattr(train_module, "loss_function", lambda compiled: lambda logits, y: logits.sum() * float("nan"))
+    monkeypatch.setattr(head_loss, "linear_cross_entropy", lambda hidden, weight, y: hidden.sum() * float("nan"))
     with pytest.raises(TrainingError, match=r"training loss nan \(non-finite\) at step 0 .* train it again with a lower --lr"):
         train(SMOKE, tmp_path, progress=False)
     assert not (tmp_path / "checkpoint.pt").exists()
