@@ -6,10 +6,10 @@ No subnet shrinks the (tokens, vocabulary) logits, so their cost is paid in full
 stage. Unfused, a training step makes four tensors of that size: the logits, `F.cross_entropy`'s
 log-softmax, the zero-filled gradient of its nll and the log-softmax's gradient. On a CPU each
 is a fresh allocation that glibc maps and the kernel zeroes page by page (at 2048 tokens x
-8192 words, 67 MB each). Here each block of rows makes its logits, turns them in place into
-the block's gradient, d loss / d z = (softmax(z) - onehot(target)) / tokens, and multiplies
-that into the gradients of the hidden states and of the weight; the full logits never exist,
-and the exponential is taken once instead of twice. The gradients are made during the forward
+8192 words, 67 MB each). Here each block of rows makes its logits and their softmax (one
+fused kernel), turns that in place into the block's gradient, d loss / d z = (softmax(z) -
+onehot(target)) / tokens, and multiplies it into the gradients of the hidden states and of
+the weight; the full logits never exist, and the exponential is taken once instead of twice. The gradients are made during the forward
 pass and scaled by the incoming gradient in backward, so the function is differentiable once
 (curvature code uses `token_loss`, which is not fused).
 
@@ -47,22 +47,26 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         grad_weight = torch.zeros_like(weight) if want_weight else None
         total = hidden.new_zeros((), dtype=torch.float64)
+        block_rows = torch.arange(rows, device=hidden.device)
         for start in range(0, tokens, rows):
             h, t = h_all[start:start + rows], targets[start:start + rows]
+            r = block_rows[:len(t)]
             z = (h @ w.t()).to(softmax_dtype)
-            top = z.amax(1, keepdim=True)
-            target_logit = z.gather(1, t[:, None])
-            sum_exp = z.sub_(top).exp_().sum(1, keepdim=True)
-            total += (sum_exp.log() + top - target_logit).sum(dtype=torch.float64)
-            z.mul_(sum_exp.reciprocal_().mul_(1.0 / tokens))  # softmax / tokens
-            z[torch.arange(len(t), device=z.device), t] -= 1.0 / tokens
-            g = z.to(matmul_dtype)
+            top, top_word = z.max(1)
+            target_logit = z[r, t]
+            p = torch.softmax(z, 1)
+            del z
+            # log-sum-exp = top - log p(top word), exact where p(target) would underflow:
+            # p(top word) >= 1 / vocab
+            total += (top - p[r, top_word].log() - target_logit).sum(dtype=torch.float64)
+            p[r, t] -= 1.0  # tokens * d loss / d z
+            g = p.to(matmul_dtype)
             if want_hidden:
-                grad_hidden[start:start + rows] = g @ w
+                grad_hidden[start:start + rows].copy_(g @ w).mul_(1.0 / tokens)
             if want_weight and g.dtype == grad_weight.dtype:
-                grad_weight.addmm_(g.t(), h)  # in place: no weight-sized temporary per block
+                grad_weight.addmm_(g.t(), h, alpha=1.0 / tokens)  # in place: no weight-sized temporary
             elif want_weight:
-                grad_weight += g.t() @ h
+                grad_weight.add_(g.t() @ h, alpha=1.0 / tokens)
         ctx.save_for_backward(grad_hidden, grad_weight)
         return (total / tokens).to(softmax_dtype)
 

@@ -46,6 +46,16 @@ def test_float32_matches_f_cross_entropy_to_rounding():
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
 
 
+def test_a_target_far_below_the_top_logit_gives_its_large_finite_loss():
+    hidden, weight, targets = _problem(torch.float32, tokens=(1, 4))
+    with torch.no_grad():
+        weight[targets[0, 0]] -= 400 * hidden[0, 0] / hidden[0, 0].square().sum()  # logit -400 lower
+    want = F.cross_entropy((hidden @ weight.t()).flatten(0, 1), targets.flatten())
+    got = head_loss.linear_cross_entropy(hidden, weight, targets)
+    assert 90 < want.item() < float("inf")  # its probability underflows float32
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=0)
+
+
 def test_the_incoming_gradient_scales_the_result_and_frozen_inputs_get_none():
     hidden, weight, targets = _problem(torch.float64)
     weight.requires_grad_(False)
