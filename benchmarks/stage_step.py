@@ -11,11 +11,16 @@ given the same fused AdamW, so the optimizer's share of the gain can be read off
 backward, gradient clipping, optimizer step, zero_grad; ours through `optimizer_step` with the
 default `dense` treatment of parameters outside the subnet (and stage 1 once more with
 `torch-default`, which leaves skipped layers out of AdamW: the price of `dense`). Rounds interleave every variant;
-the median of `--repeats` rounds is reported. A second table splits each of our steps into
+each ratio is the median over `--repeats` rounds of the ratio within a round (with its
+quartiles: `efficiency_q25`, `efficiency_q75`), so that a machine whose speed drifts between
+rounds moves both sides of a ratio; `step_ms` is the median time. A second table splits each of our steps into
 forward and loss (our loss makes its gradient at the head during the forward pass), backward,
 clip and optimizer (timers inside one step).
 
     python benchmarks/stage_step.py --nanogpt ~/nanoGPT/model.py --out benchmarks/results
+    # the same with glibc keeping freed memory (no page faults for either side)
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=17179869184 MALLOC_TOP_PAD_=1073741824 \
+        python benchmarks/stage_step.py --nanogpt ~/nanoGPT/model.py --out benchmarks/results --name stage_step_heap
 """
 
 from __future__ import annotations
@@ -118,21 +123,27 @@ def measure(module, model_name: str, batch: int, seq: int, repeats: int, compile
             elapsed = timed(step, device)
             if repeat >= 2:
                 times[name].append(elapsed)
-    nano = statistics.median(times["nanoGPT full"])
-    nano_fused = statistics.median(times["nanoGPT full fused-adamw"])
-    own_full = statistics.median(times["ours stage3"])
     full_flops = step_flops(config, None, batch, seq)
+
+    def paired(reference: str, name: str) -> list[float]:
+        """Per-round speed-ups of `name` over `reference`: both ran in the same round, seconds
+        apart, so a machine that drifts between rounds moves both."""
+        return [a / b for a, b in zip(times[reference], times[name])]
     rows = []
     for name, values in times.items():
         stage = name.removeprefix("ours ").removeprefix("nanoGPT ").split()[0]
         rates = STAGES.get(stage, (1.0, 1.0, 1.0))
         ideal = full_flops / step_flops(config, Subnet.for_step(config, rates, 0, 0), batch, seq)
-        ms = statistics.median(values) * 1e3
+        speedups = paired("nanoGPT full", name)
+        q25, _, q75 = statistics.quantiles(speedups, n=4)
         rows.append({"model": model_name, "micro_batch": batch, "seq_len": seq, "compiled": compiled,
-                     "variant": name, "step_ms": ms, "speedup_vs_nanogpt": nano * 1e3 / ms,
-                     "ideal_speedup": ideal, "efficiency": nano * 1e3 / ms / ideal,
-                     "efficiency_same_optimizer": nano_fused * 1e3 / ms / ideal,
-                     "efficiency_vs_own_full": own_full * 1e3 / ms / ideal})
+                     "variant": name, "step_ms": statistics.median(values) * 1e3,
+                     "speedup_vs_nanogpt": statistics.median(speedups), "ideal_speedup": ideal,
+                     "efficiency": statistics.median(speedups) / ideal,
+                     "efficiency_q25": q25 / ideal, "efficiency_q75": q75 / ideal,
+                     "efficiency_same_optimizer":
+                         statistics.median(paired("nanoGPT full fused-adamw", name)) / ideal,
+                     "efficiency_vs_own_full": statistics.median(paired("ours stage3", name)) / ideal})
     profile = [{"model": model_name, "compiled": compiled, "stage": stage, "phase": phase,
                 "ms": statistics.median(values[2:]) * 1e3}
                for stage, by_phase in phases.items() for phase, values in by_phase.items()]
@@ -149,7 +160,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--compile", choices=("eager", "compiled", "both"), default="both")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", type=Path, help="directory for stage_step.csv and stage_step_profile.csv")
+    parser.add_argument("--out", type=Path, help="directory for NAME.csv and NAME_profile.csv")
+    parser.add_argument("--name", default="stage_step", help="file name stem (default %(default)s)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device, module = torch.device(args.device), load_nanogpt(args.nanogpt)
@@ -165,8 +177,8 @@ def main() -> None:
     shares = breakdown.pivot_table(index=["compiled", "stage"], columns="phase", values="ms")[list(PHASES)]
     print(shares.round(1).to_string())
     if args.out:
-        atomic_write_text(args.out / "stage_step.csv", table.to_csv(index=False))
-        atomic_write_text(args.out / "stage_step_profile.csv", breakdown.to_csv(index=False))
+        atomic_write_text(args.out / f"{args.name}.csv", table.to_csv(index=False))
+        atomic_write_text(args.out / f"{args.name}_profile.csv", breakdown.to_csv(index=False))
 
 
 if __name__ == "__main__":
