@@ -2,7 +2,8 @@
 full logits (eager, and compiled by inductor) against the blockwise `linear_cross_entropy`
 (`est_analysis.models.head_loss`) at several rows per block, side by side in interleaved
 rounds (median), and the peak resident memory of each, measured in a fresh process per
-variant. Same hidden states, weight and targets for every variant.
+variant (Linux VmHWM, reset after a first call). Same hidden states, weight and targets for
+every variant.
 
     python benchmarks/head_loss.py --out benchmarks/results
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -26,7 +26,7 @@ from est_analysis.io import atomic_write_text
 from est_analysis.repro.walltime import device_name
 
 SHAPES = [(2048, 8192, 256), (2048, 50257, 256)]  # (tokens, vocabulary, d): gpt2-cpu; GPT-2's words
-ROWS = [128, 256, 512, 1024]
+ROWS = [256, 512, 1024, 2048]
 
 
 def _inputs(tokens: int, vocab: int, d: int):
@@ -50,16 +50,27 @@ def variants(hidden, weight, targets) -> dict:
     return found
 
 
+def _peak_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise SystemExit("peak memory needs Linux's /proc/self/status")
+
+
 def one_variant_peak(shape: tuple[int, int, int], name: str) -> None:
-    """Run one variant twice in this (fresh) process and print its peak RSS in MiB."""
+    """Run one variant in this (fresh) process and print its peak resident memory in MiB, in
+    all and above what the process held before the call (the peak is reset through
+    /proc/self/clear_refs once the inputs exist and the variant has run once)."""
     torch.set_num_threads(2)
     hidden, weight, targets = _inputs(*shape)
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    for _ in range(2):
-        hidden.grad = weight.grad = None
-        variants(hidden, weight, targets)[name]().backward()
-    print(json.dumps({"peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                      "peak_above_inputs_mib": (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024}))
+    run = variants(hidden, weight, targets)[name]
+    run().backward()  # compilation, first allocations
+    hidden.grad = weight.grad = None
+    held = _peak_mib()
+    Path("/proc/self/clear_refs").write_text("5")  # reset the peak to the current size
+    held = min(held, _peak_mib())
+    run().backward()
+    print(json.dumps({"peak_mib": _peak_mib(), "peak_above_held_mib": _peak_mib() - held}))
 
 
 def measure(shape: tuple[int, int, int], repeats: int, threads: int) -> list[dict]:

@@ -1,4 +1,5 @@
-"""Decoders that execute any `Subnet`: `build_model(name_or_config)(idx, subnet=None) -> logits`."""
+"""Decoders that execute any `Subnet`: `build_model(name_or_config)(idx, subnet=None) -> logits`,
+or with `targets` the mean next-token loss (`head_loss`)."""
 
 from __future__ import annotations
 

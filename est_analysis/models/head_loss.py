@@ -23,12 +23,11 @@ import torch
 import torch.nn.functional as F
 
 # rows per block: at least MIN_ROWS (each block re-reads the weight and its gradient, and
-# few rows make slow matmuls), and more while a block's logits stay within BLOCK_ELEMENTS
-# (16 MB: below glibc's largest mmap threshold, so blocks reuse heap memory instead of
-# faulting in fresh pages). Chosen on the 2-core CPU at vocabularies 8,192 and 50,257
-# (docs/performance.md).
-MIN_ROWS = 512
-BLOCK_ELEMENTS = 1 << 22
+# few rows make slow matmuls), more where the vocabulary is small, up to BLOCK_ELEMENTS logits
+# (32 MB in float32). Chosen on the 2-core CPU at vocabularies 8,192 and 50,257
+# (benchmarks/head_loss.py, docs/performance.md).
+MIN_ROWS = 1024
+BLOCK_ELEMENTS = 1 << 23
 
 
 def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
