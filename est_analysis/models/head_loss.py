@@ -7,7 +7,7 @@ stage. Unfused, a training step makes four tensors of that size: the logits, `F.
 log-softmax, the zero-filled gradient of its nll and the log-softmax's gradient. On a CPU each
 is a fresh allocation that glibc maps and the kernel zeroes page by page (at 2048 tokens x
 8192 words, 67 MB each). Here each block of rows makes its logits and their softmax (one
-fused kernel), turns that in place into the block's gradient, d loss / d z = (softmax(z) -
+fused kernel) in two buffers kept between calls, turns that in place into the block's gradient, d loss / d z = (softmax(z) -
 onehot(target)) / tokens, and multiplies it into the gradients of the hidden states and of
 the weight; the full logits never exist, and the exponential is taken once instead of twice. The gradients are made during the forward
 pass and scaled by the incoming gradient in backward, so the function is differentiable once
@@ -19,6 +19,8 @@ runs `token_loss(F.linear(hidden, weight).float(), targets)`; float64 stays floa
 
 from __future__ import annotations
 
+import threading
+
 import torch
 import torch.nn.functional as F
 
@@ -28,6 +30,26 @@ import torch.nn.functional as F
 # (benchmarks/head_loss.py, docs/performance.md).
 MIN_ROWS = 1024
 BLOCK_ELEMENTS = 1 << 23
+
+# (device, dtype, use) -> a flat buffer kept between calls for the blocks' logits and
+# probabilities: on a CPU a fresh block costs a page fault per 4 KB at every call (glibc hands
+# large blocks back to the kernel), which measured as slow as the softmax itself (14 ms against
+# 5 ms for 1024 x 8192). It holds 2 x rows x vocabulary numbers (64 MB at gpt2-cpu's 8,192
+# words), one set per thread; `release_workspace()` frees this thread's.
+_workspace = threading.local()
+
+
+def _scratch(use: str, shape: tuple[int, int], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    buffers = _workspace.__dict__.setdefault("buffers", {})
+    key, size = (device, dtype, use), shape[0] * shape[1]
+    if key not in buffers or buffers[key].numel() < size:
+        buffers[key] = torch.empty(size, device=device, dtype=dtype)
+    return buffers[key][:size].view(shape)
+
+
+def release_workspace() -> None:
+    """Free the buffers `linear_cross_entropy` keeps between calls (this thread's)."""
+    _workspace.__dict__.pop("buffers", None)
 
 
 def token_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -46,18 +68,18 @@ class _LinearCrossEntropy(torch.autograd.Function):
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         grad_weight = torch.zeros_like(weight) if want_weight else None
         total = hidden.new_zeros((), dtype=torch.float64)
+        rows = min(rows, tokens)
         block_rows = torch.arange(rows, device=hidden.device)
+        logits_buffer = _scratch("logits", (rows, w.size(0)), hidden.device, matmul_dtype)
+        probs_buffer = _scratch("probs", (rows, w.size(0)), hidden.device, softmax_dtype)
         for start in range(0, tokens, rows):
             h, t = h_all[start:start + rows], targets[start:start + rows]
             r = block_rows[:len(t)]
-            z = (h @ w.t()).to(softmax_dtype)
-            top, top_word = z.max(1)
-            target_logit = z[r, t]
-            p = torch.softmax(z, 1)
-            del z
-            # log-sum-exp = top - log p(top word), exact where p(target) would underflow:
-            # p(top word) >= 1 / vocab
-            total += (top - p[r, top_word].log() - target_logit).sum(dtype=torch.float64)
+            z = torch.mm(h, w.t(), out=logits_buffer[:len(t)])
+            top, target_logit = z.amax(1).to(softmax_dtype), z[r, t].to(softmax_dtype)
+            p = torch.softmax(z, 1, dtype=softmax_dtype, out=probs_buffer[:len(t)])
+            # log-sum-exp = top - log max p, exact where p(target) would underflow: max p >= 1 / vocab
+            total += (top - p.amax(1).log() - target_logit).sum(dtype=torch.float64)
             p[r, t] -= 1.0  # tokens * d loss / d z
             g = p.to(matmul_dtype)
             if want_hidden:

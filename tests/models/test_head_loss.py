@@ -37,6 +37,17 @@ def test_value_and_gradients_equal_the_full_logits_in_float64(rows, monkeypatch)
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-14)
 
 
+def test_buffers_kept_between_calls_of_other_shapes_and_after_release_give_the_same_answers():
+    head_loss.release_workspace()
+    for vocab, tokens in ((97, (2, 30)), (300, (3, 700)), (97, (1, 5))):
+        hidden, weight, targets = _problem(torch.float32, tokens=tokens, vocab=vocab)
+        want = _reference(hidden, weight, targets)
+        torch.testing.assert_close(head_loss.linear_cross_entropy(hidden, weight, targets), want,
+                                   rtol=1e-6, atol=0)
+    head_loss.release_workspace()
+    assert head_loss.linear_cross_entropy(hidden, weight, targets).item() == pytest.approx(want.item(), rel=1e-6)
+
+
 def test_float32_matches_f_cross_entropy_to_rounding():
     hidden, weight, targets = _problem(torch.float32, tokens=(4, 300), d=32, vocab=2000)
     want = F.cross_entropy((hidden @ weight.t()).flatten(0, 1), targets.flatten())
