@@ -6,12 +6,13 @@ No subnet shrinks the (tokens, vocabulary) logits, so their cost is paid in full
 stage. Unfused, a training step makes four tensors of that size: the logits, `F.cross_entropy`'s
 log-softmax, the zero-filled gradient of its nll and the log-softmax's gradient. On a CPU each
 is a fresh allocation that glibc maps and the kernel zeroes page by page (at 2048 tokens x
-8192 words, 67 MB each). Here each block of rows makes its logits and their softmax (one
-fused kernel) in two buffers kept between calls, turns that in place into the block's gradient, d loss / d z = (softmax(z) -
-onehot(target)) / tokens, and multiplies it into the gradients of the hidden states and of
-the weight; the full logits never exist, and the exponential is taken once instead of twice. The gradients are made during the forward
-pass and scaled by the incoming gradient in backward, so the function is differentiable once
-(curvature code uses `token_loss`, which is not fused).
+8192 words, 67 MB each). Here each block of rows makes its logits and their softmax (one fused
+kernel) in two buffers kept between calls, turns the softmax in place into the block's
+gradient, d loss / d z = (softmax(z) - onehot(target)) / tokens, and multiplies it into the
+gradients of the hidden states and of the weight. The full logits never exist, and the
+exponential is taken once instead of twice. The gradients are made during the forward pass and
+scaled by the incoming gradient in backward, so the function is differentiable once (curvature
+code uses `token_loss`, which is not fused).
 
 Under autocast the matmuls run in the autocast dtype and the softmax in float32, as autocast
 runs `token_loss(F.linear(hidden, weight).float(), targets)`; float64 stays float64.
@@ -61,14 +62,14 @@ class _LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
                 matmul_dtype: torch.dtype) -> torch.Tensor:
-        tokens, rows = hidden.size(0), max(MIN_ROWS, BLOCK_ELEMENTS // weight.size(0))
+        tokens = hidden.size(0)
+        rows = min(tokens, max(MIN_ROWS, BLOCK_ELEMENTS // weight.size(0)))
         softmax_dtype = torch.promote_types(matmul_dtype, torch.float32)
         want_hidden, want_weight = ctx.needs_input_grad[:2]
         h_all, w = hidden.to(matmul_dtype), weight.to(matmul_dtype)
         grad_hidden = torch.empty_like(hidden) if want_hidden else None
         grad_weight = torch.zeros_like(weight) if want_weight else None
         total = hidden.new_zeros((), dtype=torch.float64)
-        rows = min(rows, tokens)
         block_rows = torch.arange(rows, device=hidden.device)
         logits_buffer = _scratch("logits", (rows, w.size(0)), hidden.device, matmul_dtype)
         probs_buffer = _scratch("probs", (rows, w.size(0)), hidden.device, softmax_dtype)

@@ -14,7 +14,8 @@ structures, 12 graphs. `tests/training/test_compiled.py` checks these bounds for
 architectures, and that no block breaks its graph. Embedding, head and loss stay eager: the
 loss is computed blockwise at the head (`models.head_loss`), which measured faster than
 inductor's fused cross-entropy over the full logits (fwd+bwd with the head matmul at
-2048 x 8192 on the 2-core CPU: 170 ms against 196 ms compiled, 230 ms eager).
+2048 x 8192 on the 2-core CPU: 173 ms against 216 ms compiled, 268 ms eager;
+benchmarks/results/head_loss.csv).
 """
 
 from __future__ import annotations
