@@ -1,12 +1,12 @@
 """Original is plain training: from the same initial weights and on the same batches, the
 trainer's run is bit-identical to a training loop written out here (AdamW groups with torch's
 fused kernel, as the trainer's optimizer on CPU, the linear
-LR decay of the GPT-2 recipe, clipping, cross-entropy), sharing no code with the trainer
-but the documented data contract `step_batch` (the batch of a step is a function of
-(seed, step, micro-batch))."""
+LR decay of the GPT-2 recipe, clipping, the model's own loss `model(x, targets=y)`), sharing no
+code with the trainer but the documented data contract `step_batch` (the batch of a step is a
+function of (seed, step, micro-batch)). That loss equals cross-entropy over the full logits to
+rounding (tests/models/test_head_loss.py)."""
 
 import torch
-import torch.nn.functional as F
 
 from est_analysis.data import load_corpus, step_batch
 from est_analysis.training import RunDir, TrainConfig, load_run, train
@@ -30,7 +30,7 @@ def test_original_equals_a_plain_training_loop(tmp_path):
         for group in optimizer.param_groups:
             group["lr"] = config.lr * (1 - step / config.steps)
         x, y = step_batch(tokens, config.batch_size, config.seq_len, config.seed, step)
-        F.cross_entropy(model(x).flatten(0, 1), y.flatten()).backward()
+        model(x, targets=y).backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
