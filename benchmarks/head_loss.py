@@ -57,11 +57,11 @@ def _peak_mib() -> float:
     raise SystemExit("peak memory needs Linux's /proc/self/status")
 
 
-def one_variant_peak(shape: tuple[int, int, int], name: str) -> None:
+def one_variant_peak(shape: tuple[int, int, int], name: str, threads: int) -> None:
     """Run one variant in this (fresh) process and print its peak resident memory in MiB, in
     all and above what the process held before the call (the peak is reset through
     /proc/self/clear_refs once the inputs exist and the variant has run once)."""
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     hidden, weight, targets = _inputs(*shape)
     run = variants(hidden, weight, targets)[name]
     run().backward()  # compilation, first allocations
@@ -86,7 +86,7 @@ def measure(shape: tuple[int, int, int], repeats: int, threads: int) -> list[dic
                 times[name].append(time.perf_counter() - start)
     rows = []
     for name, values in times.items():
-        peak = subprocess.run([sys.executable, __file__, "--peak", json.dumps([list(shape), name])],
+        peak = subprocess.run([sys.executable, __file__, "--peak", json.dumps([list(shape), name, threads])],
                               capture_output=True, text=True, check=True)
         rows.append({"tokens": shape[0], "vocab": shape[1], "d_model": shape[2], "variant": name,
                      "ms": statistics.median(values) * 1e3, **json.loads(peak.stdout.splitlines()[-1])})
@@ -104,8 +104,8 @@ def main() -> None:
     parser.add_argument("--peak", help=argparse.SUPPRESS)  # internal: one variant's peak memory
     args = parser.parse_args()
     if args.peak:
-        shape, name = json.loads(args.peak)
-        one_variant_peak(tuple(shape), name)
+        shape, name, threads = json.loads(args.peak)
+        one_variant_peak(tuple(shape), name, threads)
         return
     torch.set_num_threads(args.threads)
     table = pd.DataFrame([row for shape in SHAPES for row in measure(shape, args.repeats, args.threads)])

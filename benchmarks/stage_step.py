@@ -77,7 +77,7 @@ def nanogpt_step(module, config, idx: torch.Tensor, compiled: bool, fused: bool 
     return step
 
 
-def our_step(model, optimizer, idx: torch.Tensor, rates, compiled: bool, phases: dict | None = None,
+def our_step(model, optimizer, idx: torch.Tensor, rates, phases: dict | None = None,
              inactive: str = "dense"):
     targets, device, round_ = idx.roll(-1, 1), idx.device, [0]
 
@@ -112,10 +112,10 @@ def measure(module, model_name: str, batch: int, seq: int, repeats: int, compile
     phases = {stage: {} for stage in STAGES}
     steps = {"nanoGPT full": nanogpt_step(module, config, idx, compiled),
              "nanoGPT full fused-adamw": nanogpt_step(module, config, idx, compiled, fused=True)}
-    steps |= {f"ours {stage}": our_step(ours, optimizer, idx, rates, compiled, phases[stage])
+    steps |= {f"ours {stage}": our_step(ours, optimizer, idx, rates, phases[stage])
               for stage, rates in STAGES.items()}
     # the same stage 1 with skipped layers left out of AdamW (what `dense` costs)
-    steps["ours stage1 torch-default"] = our_step(ours, optimizer, idx, STAGES["stage1"], compiled,
+    steps["ours stage1 torch-default"] = our_step(ours, optimizer, idx, STAGES["stage1"],
                                                   inactive="torch-default")
     times: dict[str, list[float]] = {name: [] for name in steps}
     for repeat in range(repeats + 2):  # two warm-up rounds (compilation, allocator)
